@@ -1,0 +1,201 @@
+"""The store protocol: CRM objects of any limetype, plus the daemon's own tables.
+
+A store is synchronous. It is used from worker threads through
+:class:`daemon.store.AsyncStore`, which serialises writers. Everything happens inside a
+transaction::
+
+    with store.transaction() as tx:
+        person = tx.find_one("person", {"email": "ann@example.com"})
+        helpdesk_id = tx.create("helpdesk", {"subject": "Help", "person": person.id})
+
+Objects
+    An object has a limetype, an integer ``id`` unique across all limetypes, and a flat
+    mapping of JSON-able properties. A relation property holds the related object's id.
+    Lookups by property use indexes made with :meth:`Store.ensure_index`; a unique index
+    turns a duplicate into :class:`~daemon.errors.UniqueViolation`.
+
+Daemon tables
+    ``raw_messages`` (unique ``source_key``), ``checkpoints`` (account, key) -> value,
+    ``outbox`` (durable queue of outgoing mail) and ``events`` (an append-only log the API
+    and ``postroom events`` read).
+
+Implementations: :mod:`daemon.store.sqlite` (embedded default) and
+:mod:`daemon.store.postgres`. ``tests/store/test_contract.py`` runs against both.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Event", "Obj", "OutboxItem", "RawRecord", "Store", "Tx"]
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Obj:
+    """One CRM object as stored."""
+
+    limetype: str
+    id: int
+    props: Mapping[str, Any]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.props.get(name, default)
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"id": ..., **props}``: the shape the API and ``postroom objects`` print."""
+        return {"id": self.id, **self.props}
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A message's raw bytes under its source key, with what became of it.
+
+    ``status`` is an :class:`~daemon.messages.OutcomeStatus` value; ``error`` is the reason
+    for ``failed`` and ``discarded``. ``message_id`` is the trimmed Message-ID header (or
+    ``None``); ``sha256`` is the hex digest of ``raw``, used to deduplicate messages that
+    have no Message-ID.
+    """
+
+    source_key: str
+    account: str
+    raw: bytes
+    status: str
+    message_id: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+    conversation_message_id: int | None = None
+    folder: str | None = None
+    received_at: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One email to send. ``raw`` is the complete RFC 5322 message, built before queueing.
+
+    ``status``: ``queued`` -> ``sent`` | ``failed`` (permanent). ``attempts`` counts tries,
+    ``next_attempt_at`` is when the outbox actor may try again. ``message_follower_id``
+    links the send (and a later bounce) to the CRM record.
+    """
+
+    account: str
+    recipient: str
+    message_id: str
+    raw: bytes
+    kind: str = "reply"                  # reply | notification | auto_reply
+    status: str = "queued"
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    message_follower_id: int | None = None
+    conversation_message_id: int | None = None
+    id: int | None = None
+    created_at: datetime | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of the event log: ``message.imported``, ``message.failed``, ``outbox.sent``."""
+
+    id: int
+    kind: str
+    account: str | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+class Tx(Protocol):
+    """The operations available inside one transaction."""
+
+    # -- objects ---------------------------------------------------------------------
+    def create(self, limetype: str, props: Mapping[str, Any]) -> int:
+        """Insert an object; return its id. Raises UniqueViolation on a unique index."""
+
+    def update(self, limetype: str, id: int, props: Mapping[str, Any]) -> None:
+        """Merge ``props`` into the object (a ``None`` value stores null). KeyError if absent."""
+
+    def get(self, limetype: str, id: int) -> Obj | None:
+        """The object, or None."""
+
+    def find(self, limetype: str, where: Mapping[str, Any] | None = None, *,
+             limit: int | None = None, newest_first: bool = False) -> list[Obj]:
+        """Objects whose properties equal every value in ``where``, ordered by id."""
+
+    def find_one(self, limetype: str, where: Mapping[str, Any]) -> Obj | None:
+        """The first (lowest id) match, or None."""
+
+    def delete(self, limetype: str, id: int) -> None:
+        """Remove the object; no error if absent."""
+
+    # -- raw messages ----------------------------------------------------------------
+    def add_raw(self, record: RawRecord) -> None:
+        """Store raw bytes. Raises UniqueViolation when the source key exists."""
+
+    def get_raw(self, source_key: str) -> RawRecord | None: ...
+
+    def set_raw_result(self, source_key: str, *, status: str, error: str | None = None,
+                       conversation_message_id: int | None = None) -> None: ...
+
+    def find_raw_by_message_id(self, account: str, message_id: str) -> RawRecord | None:
+        """A stored raw message of ``account`` with this Message-ID, if any."""
+
+    def find_raw_by_sha256(self, account: str, sha256: str) -> RawRecord | None: ...
+
+    def list_raw(self, *, account: str | None = None, status: str | None = None,
+                 limit: int = 100) -> list[RawRecord]: ...
+
+    # -- checkpoints -----------------------------------------------------------------
+    def get_checkpoint(self, account: str, key: str) -> str | None: ...
+
+    def set_checkpoint(self, account: str, key: str, value: str) -> None: ...
+
+    def delete_checkpoints(self, account: str, prefix: str) -> None:
+        """Remove every checkpoint of ``account`` whose key starts with ``prefix``."""
+
+    # -- outbox ----------------------------------------------------------------------
+    def enqueue(self, item: OutboxItem) -> int:
+        """Queue an email; return its outbox id. Message-IDs are unique."""
+
+    def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Queued items whose ``next_attempt_at`` is unset or <= now, oldest first."""
+
+    def get_outbox(self, id: int) -> OutboxItem | None: ...
+
+    def mark_sent(self, id: int, when: datetime) -> None: ...
+
+    def mark_retry(self, id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count an attempt and schedule the next."""
+
+    def mark_failed(self, id: int, error: str) -> None:
+        """Count an attempt and give up (permanent failure)."""
+
+    def find_outbox_by_message_id(self, message_id: str) -> OutboxItem | None: ...
+
+    # -- events ----------------------------------------------------------------------
+    def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...
+
+    def events_since(self, after_id: int, limit: int = 100) -> list[Event]: ...
+
+
+class Store(Protocol):
+    """A database holding objects and the daemon's tables. Opening it runs migrations."""
+
+    url_for_logs: str  # the URL with any password removed
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """Begin a write transaction; commit on normal exit, roll back on exception.
+
+        Raises StoreBusyError if the database is locked past the busy timeout, the disk is
+        full or the connection is lost: the caller backs off and retries.
+        """
+
+    def ensure_index(self, limetype: str, prop: str, *, unique: bool = False) -> None:
+        """Make lookups of ``limetype`` by ``prop`` fast (idempotent)."""
+
+    def close(self) -> None: ...
+
