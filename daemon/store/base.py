@@ -124,7 +124,12 @@ class Tx(Protocol):
 
     def find(self, limetype: str, where: Mapping[str, Any] | None = None, *,
              limit: int | None = None, newest_first: bool = False) -> list[Obj]:
-        """Objects whose properties equal every value in ``where``, ordered by id."""
+        """Objects whose properties equal every value in ``where``, ordered by id.
+
+        Values are JSON scalars compared by JSON type (``True`` never matches ``1``, ``1``
+        matches ``1.0``); ``None`` matches a missing property or a null. Limetype and
+        property names must match ``[A-Za-z0-9_]+`` (ValueError); other values TypeError.
+        """
 
     def find_one(self, limetype: str, where: Mapping[str, Any]) -> Obj | None:
         """The first (lowest id) match, or None."""
@@ -139,7 +144,8 @@ class Tx(Protocol):
     def get_raw(self, source_key: str) -> RawRecord | None: ...
 
     def set_raw_result(self, source_key: str, *, status: str, error: str | None = None,
-                       conversation_message_id: int | None = None) -> None: ...
+                       conversation_message_id: int | None = None) -> None:
+        """Set all three fields as given (None clears). KeyError if the key is absent."""
 
     def find_raw_by_message_id(self, account: str, message_id: str) -> RawRecord | None:
         """A stored raw message of ``account`` with this Message-ID, if any."""
@@ -147,7 +153,8 @@ class Tx(Protocol):
     def find_raw_by_sha256(self, account: str, sha256: str) -> RawRecord | None: ...
 
     def list_raw(self, *, account: str | None = None, status: str | None = None,
-                 limit: int = 100) -> list[RawRecord]: ...
+                 limit: int = 100) -> list[RawRecord]:
+        """Records matching the given filters, oldest (first stored) first."""
 
     # -- checkpoints -----------------------------------------------------------------
     def get_checkpoint(self, account: str, key: str) -> str | None: ...
@@ -166,20 +173,22 @@ class Tx(Protocol):
 
     def get_outbox(self, id: int) -> OutboxItem | None: ...
 
-    def mark_sent(self, id: int, when: datetime) -> None: ...
+    def mark_sent(self, id: int, when: datetime) -> None:
+        """Count the (successful) attempt and record when. KeyError if ``id`` is absent."""
 
     def mark_retry(self, id: int, error: str, next_attempt_at: datetime) -> None:
-        """Count an attempt and schedule the next."""
+        """Count an attempt and schedule the next. KeyError if ``id`` is absent."""
 
     def mark_failed(self, id: int, error: str) -> None:
-        """Count an attempt and give up (permanent failure)."""
+        """Count an attempt and give up (permanent failure). KeyError if ``id`` is absent."""
 
     def find_outbox_by_message_id(self, message_id: str) -> OutboxItem | None: ...
 
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...
 
-    def events_since(self, after_id: int, limit: int = 100) -> list[Event]: ...
+    def events_since(self, after_id: int, limit: int = 100) -> list[Event]:
+        """Events with ``id > after_id``, in id order."""
 
 
 class Store(Protocol):
@@ -192,10 +201,18 @@ class Store(Protocol):
 
         Raises StoreBusyError if the database is locked past the busy timeout, the disk is
         full or the connection is lost: the caller backs off and retries.
+
+        Transactions do not nest (StoreError). A UniqueViolation raised by a Tx method
+        leaves the transaction usable, so a caller may catch it and carry on. Datetimes
+        passed in must be timezone-aware (ValueError); those read back are in UTC.
         """
 
     def ensure_index(self, limetype: str, prop: str, *, unique: bool = False) -> None:
-        """Make lookups of ``limetype`` by ``prop`` fast (idempotent)."""
+        """Make lookups of ``limetype`` by ``prop`` fast (idempotent).
+
+        Names must match ``[A-Za-z0-9_]+`` (ValueError). A unique index ignores missing and
+        null values; creating one over existing duplicates raises UniqueViolation.
+        """
 
     def close(self) -> None: ...
 
