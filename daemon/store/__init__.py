@@ -2,7 +2,8 @@
 
 Layout::
 
-    base.py        the protocol (Store, Tx) and its records (Obj, RawRecord, OutboxItem, Event)
+    base.py        the protocol (Store, Tx) and its records (Obj, StoredFile, RawRecord,
+                   OutboxItem, Event)
     url.py         open_store(url): picks the backend; redact_url for logs
     sqlite.py      the embedded default (one file, one writer)
     postgres.py    the shared store (psycopg 3 and a small pool)
@@ -26,11 +27,12 @@ __all__ = [
     "OutboxItem",
     "RawRecord",
     "Store",
+    "StoredFile",
     "Tx",
     "open_store",
     "redact_url",
 ]
 
 from daemon.store.asyncstore import AsyncStore
-from daemon.store.base import Event, Obj, OutboxItem, RawRecord, Store, Tx
+from daemon.store.base import Event, Obj, OutboxItem, RawRecord, Store, StoredFile, Tx
 from daemon.store.url import open_store, redact_url

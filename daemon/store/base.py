@@ -14,6 +14,10 @@ Objects
     Lookups by property use indexes made with :meth:`Store.ensure_index`; a unique index
     turns a duplicate into :class:`~daemon.errors.UniqueViolation`.
 
+Files
+    Attachment and inline-image bytes, stored with :meth:`Tx.put_file`; a document object
+    holds the returned id in its file property.
+
 Daemon tables
     ``raw_messages`` (unique ``source_key``), ``checkpoints`` (account, key) -> value,
     ``outbox`` (durable queue of outgoing mail) and ``events`` (an append-only log the API
@@ -25,7 +29,7 @@ Implementations: :mod:`daemon.store.sqlite` (embedded default) and
 
 from __future__ import annotations
 
-__all__ = ["Event", "Obj", "OutboxItem", "RawRecord", "Store", "Tx"]
+__all__ = ["Event", "Obj", "OutboxItem", "RawRecord", "Store", "StoredFile", "Tx"]
 
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -109,6 +113,20 @@ class Event:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """The bytes behind a file property (``document.document``, ``embeddedfile.document``).
+
+    Objects hold the file's ``id``, as a relation holds an object's id.
+    """
+
+    id: int
+    filename: str
+    content_type: str
+    data: bytes
+    created_at: datetime | None = None
+
+
 class Tx(Protocol):
     """The operations available inside one transaction."""
 
@@ -136,6 +154,12 @@ class Tx(Protocol):
 
     def delete(self, limetype: str, id: int) -> None:
         """Remove the object; no error if absent."""
+
+    # -- files -----------------------------------------------------------------------
+    def put_file(self, data: bytes, filename: str, content_type: str) -> int:
+        """Store a file's bytes; return its id for an object's file property."""
+
+    def get_file(self, id: int) -> StoredFile | None: ...
 
     # -- raw messages ----------------------------------------------------------------
     def add_raw(self, record: RawRecord) -> None:

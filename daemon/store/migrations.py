@@ -110,6 +110,14 @@ SQLITE: tuple[Migration, ...] = (
             data TEXT NOT NULL,
             created_at TEXT NOT NULL)""",
     )),
+    Migration(3, "files behind document and embedded-file objects", (
+        """CREATE TABLE files (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            filename TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            data BLOB NOT NULL,
+            created_at TEXT NOT NULL)""",
+    )),
 )
 
 
@@ -173,6 +181,14 @@ POSTGRES: tuple[Migration, ...] = (
             kind text NOT NULL,
             account text,
             data jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now())""",
+    )),
+    Migration(3, "files behind document and embedded-file objects", (
+        """CREATE TABLE files (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            filename text NOT NULL,
+            content_type text NOT NULL,
+            data bytea NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now())""",
     )),
 )

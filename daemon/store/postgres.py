@@ -50,7 +50,7 @@ from psycopg.types.json import set_json_loads
 
 from daemon.errors import PostroomError, StoreBusyError, StoreError, UniqueViolation
 from daemon.store import migrations
-from daemon.store.base import Event, Obj, OutboxItem, RawRecord
+from daemon.store.base import Event, Obj, OutboxItem, RawRecord, StoredFile
 from daemon.store.url import int_option, redact_url
 from daemon.store.values import WhereKind, check_name, dumps, loads, utc, where_kind
 
@@ -246,6 +246,17 @@ class PostgresTx:
 
     def delete(self, limetype: str, id: int) -> None:
         self._x("DELETE FROM objects WHERE id = %s AND limetype = %s", (id, limetype))
+
+    # -- files -----------------------------------------------------------------------
+    def put_file(self, data: bytes, filename: str, content_type: str) -> int:
+        return self._x("INSERT INTO files (filename, content_type, data) "
+                       "VALUES (%s, %s, %s) RETURNING id",
+                       (filename, content_type, data)).fetchone()[0]
+
+    def get_file(self, id: int) -> StoredFile | None:
+        row = self._x("SELECT id, filename, content_type, data, created_at FROM files "
+                      "WHERE id = %s", (id,)).fetchone()
+        return None if row is None else StoredFile(*row)
 
     # -- raw messages ----------------------------------------------------------------
     def add_raw(self, record: RawRecord) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from daemon.errors import PostroomError, StoreBusyError, StoreError, UniqueViolation
 from daemon.store import migrations
-from daemon.store.base import Event, Obj, OutboxItem, RawRecord
+from daemon.store.base import Event, Obj, OutboxItem, RawRecord, StoredFile
 from daemon.store.values import WhereKind, check_name, dumps, loads, utc, where_kind
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -251,6 +251,17 @@ class SqliteTx:
 
     def delete(self, limetype: str, id: int) -> None:
         self._x("DELETE FROM objects WHERE id = ? AND limetype = ?", (id, limetype))
+
+    # -- files -----------------------------------------------------------------------
+    def put_file(self, data: bytes, filename: str, content_type: str) -> int:
+        cur = self._x("INSERT INTO files (filename, content_type, data, created_at) "
+                      "VALUES (?, ?, ?, ?)", (filename, content_type, data, _now()))
+        return cur.lastrowid  # type: ignore[return-value]
+
+    def get_file(self, id: int) -> StoredFile | None:
+        row = self._x("SELECT id, filename, content_type, data, created_at FROM files "
+                      "WHERE id = ?", (id,)).fetchone()
+        return None if row is None else StoredFile(*row[:4], created_at=_dt(row[4]))
 
     # -- raw messages ----------------------------------------------------------------
     def add_raw(self, record: RawRecord) -> None:
