@@ -1,0 +1,152 @@
+"""The IMAP mailbox actor: one per account whose ``auth`` names an ``imap_connections`` entry.
+
+State owned: one :class:`~daemon.imap.connection.ImapSession` (a single connection, used
+for sync and for IDLE in turn), the folder's sync position (:class:`FolderSync`, persisted
+as checkpoints in the store) and the account's :class:`AccountStatus`.
+
+Receives: wake-ups on ``handle.wakeups`` (a capacity-1 coalescing channel; any item means
+"sync now"), and, from the server, ``EXISTS`` while idling.
+
+Sends: each new message as a :class:`~daemon.messages.RawMessage` to ``submit``, one at a
+time in UID order, waiting for the committed :class:`~daemon.messages.Outcome`; then sets
+``\\Seen`` or moves the message to the failure folder (see :mod:`daemon.imap.folder`).
+
+States (:class:`AccountState`)::
+
+    connecting  opening the connection, TLS, login, SELECT
+    syncing     importing everything above the checkpoint
+    idle        caught up; in IDLE (or between polls when IDLE is off or not offered)
+    disabled    parked: UIDVALIDITY changed too often in a row; a wake-up retries
+    (backoff and auth_error are set by the supervisor, daemon/supervisor.py)
+
+Loop: connect -> SELECT -> sync -> wait (IDLE until EXISTS / wake-up, renewed every
+``idle_renew_seconds``; or sleep ``poll_interval_seconds`` / until a wake-up) -> sync ...
+
+Errors: this actor does not retry. ``ConnectError``/``ProtocolError`` (connection lost,
+server restarted, timeouts) and transient store errors propagate to the supervisor, which
+restarts the actor with exponential backoff and full jitter; ``AuthError`` (login refused,
+with the server's reason) propagates and the supervisor parks the account in
+``auth_error`` after a few in a row. Other accounts are unaffected: each has its own
+actor, connection and restart loop. A message that fails processing never raises here:
+it is moved to the failure folder and the next message follows.
+
+Cancellation: at any checkpoint. A blocking IMAP call in flight is abandoned and its socket
+shut down; a message being committed finishes its transaction in the store's thread and,
+if committed, is not fetched again (its flags may stay unset: harmless). The connection is
+closed (LOGOUT when healthy, bounded to 2 s) on the way out.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_imap_account"]
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import trio
+
+from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit
+from daemon.imap.connection import ImapSession, open_session
+from daemon.imap.folder import FolderSync, ResyncLimitReached
+from daemon.imap.idle import idle_until_change
+from daemon.imap.login import LoginMethod, password_login
+
+log = structlog.get_logger("postroom.imap")
+
+
+async def run_imap_account(account: Any, connection: Any, *, submit: Submit, store: Any,
+                           handle: AccountHandle, login: LoginMethod | None = None,
+                           task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+                           ) -> None:
+    """Keep ``account``'s folder synced forever; see the module docstring.
+
+    Args:
+        account: a ``daemon.settings.Account`` (id, login, password, folder,
+            failure_folder, max_message_bytes, import_since, idle, idle_renew_seconds,
+            poll_interval_seconds).
+        connection: its ``daemon.settings.ImapConnection`` (host, port, TLS, CA, timeouts).
+        submit: hands a message to the processor; returns once it is committed.
+        store: the :class:`~daemon.store.AsyncStore` holding the checkpoints.
+        handle: the account's status and wake-up channel.
+        login: how to authenticate; default IMAP LOGIN with ``account.login`` (the
+            username, or the email when unset) and ``account.password``.
+        task_status: ``started()`` once logged in with the folder selected (or parked).
+
+    Returns:
+        Never, except by cancellation.
+
+    Raises:
+        AuthError: the server refused the login.
+        ConnectError, ProtocolError: the connection failed or the server misbehaved.
+        ConfigError: ``imap_tls = "none"`` towards a non-loopback host.
+        StoreBusyError: the store could not commit.
+    """
+    structlog.contextvars.bind_contextvars(account=account.id, folder=account.folder)
+    login = login or password_login(account.login, account.password)
+    started = False
+
+    def report_started() -> None:
+        nonlocal started
+        if not started:
+            started = True
+            task_status.started()
+
+    while True:
+        handle.status.set_state(AccountState.CONNECTING)
+        folder, reason = await _run_session(account, connection, login, submit=submit,
+                                            store=store, handle=handle, ready=report_started)
+        report_started()
+        await _park(folder, handle, reason)
+
+
+async def _run_session(account: Any, connection: Any, login: LoginMethod, *, submit: Submit,
+                       store: Any, handle: AccountHandle, ready: Callable[[], None],
+                       ) -> tuple[FolderSync, str]:
+    """Connect, SELECT and serve until an error; return only when the folder must park."""
+    async with open_session(connection, login, account=account.id) as session:
+        folder = FolderSync(session, account, store=store, submit=submit, status=handle.status)
+        try:
+            await folder.open()
+        except ResyncLimitReached as exc:
+            return folder, str(exc)
+        ready()
+        await _serve(session, folder, account, handle)
+    raise AssertionError("unreachable: _serve returns only by raising")
+
+
+async def _serve(session: ImapSession, folder: FolderSync, account: Any,
+                 handle: AccountHandle) -> None:
+    """Sync, wait for a change, sync again: until an error or cancellation."""
+    status = handle.status
+    use_idle = bool(account.idle) and session.has("IDLE")
+    status.extra["idle"] = use_idle
+    while True:
+        status.set_state(AccountState.SYNCING)
+        handled = await folder.sync()
+        status.synced()
+        log.info("imap.sync.done", handled=handled, last_uid=folder.state.last_uid)
+        if use_idle:
+            await idle_until_change(session, renew_after=account.idle_renew_seconds,
+                                    wakeups=handle.wakeups, on_idle=_idle_state(status))
+        else:
+            status.set_state(AccountState.IDLE)
+            with trio.move_on_after(account.poll_interval_seconds):
+                await handle.wakeups.receive()
+
+
+def _idle_state(status: AccountStatus) -> Callable[[], None]:
+    """Show ``idle`` once the server has accepted IDLE (not before: tests rely on it)."""
+    def enter() -> None:
+        if status.state is not AccountState.IDLE:
+            status.set_state(AccountState.IDLE)
+    return enter
+
+
+async def _park(folder: FolderSync, handle: AccountHandle, reason: str) -> None:
+    """Show ``disabled`` with the reason; wait for a human's wake-up, then retry."""
+    handle.status.set_state(AccountState.DISABLED, reason)
+    log.error("imap.account.parked", reason=reason)
+    await handle.wakeups.receive()
+    await folder.reset_resyncs()
+    log.info("imap.account.unparked")

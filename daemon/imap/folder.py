@@ -1,0 +1,443 @@
+"""Syncing one IMAP folder into the store without losing or doubling a message.
+
+Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lessons):
+
+* A message is named by ``(account, folder, UIDVALIDITY, UID)``; UIDs only grow within one
+  UIDVALIDITY. Per folder we persist, as checkpoints (``imap:<folder>:<name>``):
+
+  ``uidvalidity``    the UIDVALIDITY our UIDs belong to;
+  ``last_uid``       every UID up to this one is settled (committed, or deliberately
+                     skipped); committed *in the same transaction* as each message;
+  ``initial_until``  UIDNEXT when the account was first enabled (or after a resync):
+                     below it only unread messages (and, with ``import_since``, only those
+                     that arrived since that date) are imported; above it, every message;
+  ``highestmodseq``  HIGHESTMODSEQ at the start of the last complete round, when the
+                     server offers CONDSTORE (a cheap "anything changed?" for later work);
+  ``resyncs``        consecutive UIDVALIDITY changes.
+
+* New mail: ``UID SEARCH UID *`` gives the highest UID (``n:*`` always matches the last
+  message, even when ``n`` is above it, so ranges are always closed: ``lo:hi``). UIDs
+  above ``last_uid`` are searched in windows of :data:`SEARCH_WINDOW` UIDs, their sizes
+  fetched in batches of :data:`META_BATCH`, and their bodies (``BODY.PEEK[]``, so
+  nothing is marked read early) in groups of at most :data:`DOWNLOAD_BUDGET` bytes, so
+  neither a big backlog nor a big folder is ever held in memory. Strictly ascending: the
+  checkpoint never passes a message that is not committed.
+* Only after the processor's outcome is committed do flags change: imported, duplicate
+  and discarded messages get ``\\Seen``; failed ones, and ones above
+  ``max_message_bytes`` (judged from RFC822.SIZE, never downloaded), move to the failure
+  folder (created when missing; MOVE, RFC 6851, or COPY + \\Deleted + UID EXPUNGE).
+  A crash between commit and flag change leaves a message unread in the folder: harmless.
+* UIDVALIDITY changed: SELECT again to rule out a glitch, then start over like a first
+  enable (``last_uid`` 0, ``initial_until`` = UIDNEXT). The processor deduplicates by
+  source key and Message-ID (or SHA-256 of the bytes), so messages seen before come back
+  as DUPLICATE and are merely marked read. After :data:`MAX_CONSECUTIVE_RESYNCS` changes in
+  a row without a stable SELECT in between, :class:`ResyncLimitReached` is raised and the
+  actor parks the account.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DOWNLOAD_BUDGET",
+    "MAX_CONSECUTIVE_RESYNCS",
+    "META_BATCH",
+    "SEARCH_WINDOW",
+    "FolderState",
+    "FolderSync",
+    "ResyncLimitReached",
+    "checkpoint_key",
+]
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from daemon.actors.status import AccountStatus, Submit
+from daemon.errors import PostroomError, ProtocolError
+from daemon.imap.connection import ImapSession, SelectInfo
+from daemon.messages import Checkpoint, Outcome, RawMessage, SourceKey
+
+log = structlog.get_logger("postroom.imap")
+
+#: UIDs searched per ``UID SEARCH UID lo:hi`` (bounds the reply for huge, sparse folders).
+SEARCH_WINDOW = 5_000
+#: Messages whose sizes are fetched in one ``UID FETCH (RFC822.SIZE INTERNALDATE)``.
+META_BATCH = 200
+#: Bytes of message bodies fetched in one ``UID FETCH (BODY.PEEK[])``.
+DOWNLOAD_BUDGET = 8 * 1024 * 1024
+#: UIDVALIDITY changes in a row before the account is parked.
+MAX_CONSECUTIVE_RESYNCS = 5
+
+SEEN = b"\\Seen"
+DELETED = b"\\Deleted"
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class ResyncLimitReached(PostroomError):
+    """UIDVALIDITY keeps changing; the actor parks the account instead of re-importing."""
+
+
+class AccountSettings(Protocol):
+    """What :class:`FolderSync` reads from ``daemon.settings.Account``."""
+
+    id: str
+    folder: str
+    failure_folder: str
+    max_message_bytes: int
+    import_since: date | None
+
+
+class AsyncStoreLike(Protocol):
+    async def run(self, fn: Any, *args: Any) -> Any: ...
+
+
+def checkpoint_key(folder: str, name: str) -> str:
+    """``imap:<folder>:<name>``, e.g. ``imap:INBOX:last_uid``."""
+    return f"imap:{folder}:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    """The persisted sync position of one folder (see the module docstring)."""
+
+    uidvalidity: int | None = None
+    last_uid: int = 0
+    initial_until: int = 1
+    highestmodseq: int | None = None
+    resyncs: int = 0
+
+
+_FIELDS = ("uidvalidity", "last_uid", "initial_until", "highestmodseq", "resyncs")
+
+
+@dataclass(frozen=True, slots=True)
+class _Download:
+    uids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _TooLarge:
+    uid: int
+    size: int
+    received_at: datetime | None
+
+
+class FolderSync:
+    """Brings one selected folder's new messages into the store, then sets their flags.
+
+    Owned by the IMAP actor for the life of one session; not shareable.
+    """
+
+    def __init__(self, session: ImapSession, account: AccountSettings, *,
+                 store: AsyncStoreLike, submit: Submit, status: AccountStatus) -> None:
+        self.session = session
+        self.account = account
+        self.folder = account.folder
+        self.store = store
+        self.submit = submit
+        self.status = status
+        self.state = FolderState()
+        self._pending_modseq: int | None = None
+        self._failure_folder_ready = False
+
+    # -- opening: SELECT and UIDVALIDITY ------------------------------------------------
+
+    async def open(self) -> None:
+        """SELECT the folder and reconcile UIDVALIDITY with the stored state.
+
+        Raises:
+            ResyncLimitReached: UIDVALIDITY changed again after too many resyncs.
+            ProtocolError: the folder is missing, or two SELECTs disagree.
+            ConnectError: the connection failed.
+        """
+        info = await self.session.select(self.folder)
+        stored = await self._load()
+        if stored.uidvalidity is None:
+            self.state = await self._begin(info, resyncs=0)
+            log.info("imap.folder.first_sync", uidvalidity=info.uidvalidity,
+                     initial_until=self.state.initial_until)
+        elif stored.uidvalidity != info.uidvalidity:
+            info = await self._confirm_change(info)
+            if stored.resyncs >= MAX_CONSECUTIVE_RESYNCS:
+                raise ResyncLimitReached(
+                    f"UIDVALIDITY of {self.folder} changed {stored.resyncs + 1} times in a "
+                    "row; the account is parked until someone asks for a sync",
+                    account=self.account.id)
+            self.state = await self._begin(info, resyncs=stored.resyncs + 1)
+            log.warning("imap.uidvalidity.changed", old=stored.uidvalidity,
+                        new=info.uidvalidity, resyncs=stored.resyncs + 1)
+        else:
+            self.state = stored
+            if stored.resyncs:
+                self.state = replace(stored, resyncs=0)
+                await self._save(resyncs=0)
+        self._pending_modseq = info.highestmodseq
+        self.status.extra.update(folder=self.folder, uidvalidity=info.uidvalidity,
+                                 last_uid=self.state.last_uid)
+
+    async def _confirm_change(self, first: SelectInfo) -> SelectInfo:
+        """SELECT once more: a real change repeats, a glitch does not."""
+        again = await self.session.select(self.folder)
+        if again.uidvalidity != first.uidvalidity:
+            raise ProtocolError(
+                f"{self.session.where}: UIDVALIDITY of {self.folder} unstable "
+                f"({first.uidvalidity} then {again.uidvalidity})", account=self.account.id)
+        return again
+
+    async def _begin(self, info: SelectInfo, *, resyncs: int) -> FolderState:
+        """Start over at this UIDVALIDITY, importing what is unread below UIDNEXT."""
+        uidnext = info.uidnext if info.uidnext is not None else await self._highest_uid() + 1
+        state = FolderState(uidvalidity=info.uidvalidity, last_uid=0,
+                            initial_until=uidnext, highestmodseq=None, resyncs=resyncs)
+        await self._save(uidvalidity=state.uidvalidity, last_uid=0,
+                         initial_until=uidnext, highestmodseq=None, resyncs=resyncs)
+        return state
+
+    async def reset_resyncs(self) -> None:
+        """Forget the consecutive-resync count (a human asked to try again)."""
+        await self._save(resyncs=0)
+
+    # -- syncing ------------------------------------------------------------------------
+
+    async def sync(self) -> int:
+        """Import every message above ``last_uid``, until none is left. A checkpoint.
+
+        Returns:
+            How many messages were handed to the processor.
+
+        Raises:
+            ConnectError, ProtocolError: IMAP failed (nothing uncommitted was flagged).
+            TransientError from ``submit`` (e.g. StoreBusyError): the message stays
+            unsettled and is fetched again next time.
+        """
+        handled = 0
+        while (top := await self._highest_uid()) > self.state.last_uid:
+            for lo in range(self.state.last_uid + 1, top + 1, SEARCH_WINDOW):
+                hi = min(top, lo + SEARCH_WINDOW - 1)
+                uids = await self._search(lo, hi)
+                for batch in _chunks(uids, META_BATCH):
+                    handled += await self._handle_batch(batch)
+                await self._settle_through(hi)
+        if self._pending_modseq is not None:
+            await self._save(highestmodseq=self._pending_modseq)
+            self.state = replace(self.state, highestmodseq=self._pending_modseq)
+            self._pending_modseq = None
+        return handled
+
+    async def _highest_uid(self) -> int:
+        """The highest UID in the folder, 0 when empty (``UID SEARCH UID *``)."""
+        assert self.session.client is not None
+        uids = await self.session.call(self.session.client.search, ["UID", "*"])
+        return max(uids, default=0)
+
+    async def _search(self, lo: int, hi: int) -> list[int]:
+        """UIDs in ``lo..hi`` to import, ascending; below ``initial_until`` unread only."""
+        split = self.state.initial_until
+        found: list[int] = []
+        if lo < split:
+            found += await self._search_range(lo, min(hi, split - 1), self._initial_criteria())
+        if hi >= split:
+            found += await self._search_range(max(lo, split), hi, [])
+        return sorted(uid for uid in set(found) if lo <= uid <= hi)
+
+    async def _search_range(self, lo: int, hi: int, criteria: list[str]) -> list[int]:
+        assert self.session.client is not None
+        return list(await self.session.call(self.session.client.search,
+                                            ["UID", f"{lo}:{hi}", *criteria]))
+
+    def _initial_criteria(self) -> list[str]:
+        criteria = ["UNSEEN"]
+        if self.account.import_since is not None:
+            criteria += ["SINCE", _imap_date(self.account.import_since)]
+        return criteria
+
+    async def _handle_batch(self, uids: Sequence[int]) -> int:
+        """Fetch sizes for ``uids``, then download and submit them in ascending order."""
+        assert self.session.client is not None
+        meta = await self.session.call(self.session.client.fetch, list(uids),
+                                       ["RFC822.SIZE", "INTERNALDATE"])
+        log.debug("imap.fetch.batch", first=uids[0], last=uids[-1], found=len(meta))
+        handled = 0
+        for step in _plan(uids, meta, self.account.max_message_bytes):
+            if isinstance(step, _TooLarge):
+                await self._handle_too_large(step)
+                handled += 1
+            else:
+                handled += await self._download_and_submit(step.uids)
+        return handled
+
+    async def _download_and_submit(self, uids: Sequence[int]) -> int:
+        assert self.session.client is not None
+        bodies = await self.session.call(self.session.client.fetch, list(uids),
+                                         ["BODY.PEEK[]", "INTERNALDATE"])
+        seen: list[int] = []
+        failed: list[int] = []
+        for uid in uids:
+            item = bodies.get(uid) or {}
+            raw = item.get(b"BODY[]")
+            if raw is None:
+                log.info("imap.message.vanished", uid=uid)  # expunged meanwhile
+                continue
+            outcome = await self._submit(uid, raw, item.get(b"INTERNALDATE"))
+            (failed if outcome.failed else seen).append(uid)
+        await self._mark_seen(seen)
+        await self._move_to_failure_folder(failed)
+        return len(seen) + len(failed)
+
+    async def _handle_too_large(self, step: _TooLarge) -> None:
+        log.warning("imap.message.too_large", uid=step.uid, size=step.size,
+                    limit=self.account.max_message_bytes)
+        await self._submit(step.uid, b"", step.received_at, too_large=step.size)
+        await self._move_to_failure_folder([step.uid])
+
+    async def _submit(self, uid: int, raw: bytes, received_at: datetime | None, *,
+                      too_large: int | None = None) -> Outcome:
+        """Hand one message to the processor; its commit also advances ``last_uid``."""
+        message = RawMessage(
+            account=self.account.id,
+            source_key=SourceKey("imap", self.account.id, self.folder,
+                                 self.state.uidvalidity, uid),
+            raw=raw,
+            received_at=received_at if isinstance(received_at, datetime) else None,
+            checkpoint=Checkpoint(self.account.id, checkpoint_key(self.folder, "last_uid"),
+                                  str(uid)),
+            folder=self.folder,
+            too_large=too_large,
+        )
+        outcome = await self.submit(message)
+        self.state = replace(self.state, last_uid=uid)
+        self.status.count(outcome)
+        self.status.extra["last_uid"] = uid
+        log.info("imap.message.done", uid=uid, status=outcome.status.value,
+                 size=too_large if too_large is not None else len(raw))
+        return outcome
+
+    async def _settle_through(self, uid: int) -> None:
+        """Every UID up to ``uid`` is done (imported or deliberately skipped)."""
+        if uid > self.state.last_uid:
+            await self._save(last_uid=uid)
+            self.state = replace(self.state, last_uid=uid)
+            self.status.extra["last_uid"] = uid
+
+    # -- flags and the failure folder ---------------------------------------------------
+
+    async def _mark_seen(self, uids: list[int]) -> None:
+        if not uids:
+            return
+        assert self.session.client is not None
+        try:
+            await self.session.call(self.session.client.add_flags, uids, [SEEN], True)
+        except ProtocolError as exc:  # e.g. a read-only folder: the import stands
+            log.warning("imap.flags.failed", uids=uids, error=str(exc))
+
+    async def _move_to_failure_folder(self, uids: list[int]) -> None:
+        if not uids:
+            return
+        target = self.account.failure_folder
+        try:
+            await self._ensure_failure_folder()
+            await self.session.call(self._move_blocking, uids, target)
+        except ProtocolError as exc:  # the error record is committed; the move is a nicety
+            log.error("imap.move.failed", uids=uids, target=target, error=str(exc))
+            return
+        log.info("imap.message.moved", uids=uids, target=target)
+
+    async def _ensure_failure_folder(self) -> None:
+        if self._failure_folder_ready:
+            return
+        await self.session.call(self._create_if_missing, self.account.failure_folder)
+        self._failure_folder_ready = True
+
+    def _create_if_missing(self, folder: str) -> None:
+        client = self.session.client
+        assert client is not None
+        if not client.folder_exists(folder):
+            try:
+                client.create_folder(folder)
+            except client.Error:
+                if not client.folder_exists(folder):  # not a race with another client
+                    raise
+            log.info("imap.folder.created", target=folder)
+
+    def _move_blocking(self, uids: list[int], target: str) -> None:
+        client = self.session.client
+        assert client is not None
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+            return
+        client.copy(uids, target)
+        client.add_flags(uids, [DELETED], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+
+    # -- checkpoints --------------------------------------------------------------------
+
+    async def _load(self) -> FolderState:
+        account, keys = self.account.id, {f: checkpoint_key(self.folder, f) for f in _FIELDS}
+
+        def read(tx: Any) -> dict[str, str | None]:
+            return {name: tx.get_checkpoint(account, key) for name, key in keys.items()}
+
+        values = await self.store.run(read)
+        ints = {name: int(v) for name, v in values.items() if v not in (None, "")}
+        return FolderState(uidvalidity=ints.get("uidvalidity"),
+                           last_uid=ints.get("last_uid", 0),
+                           initial_until=ints.get("initial_until", 1),
+                           highestmodseq=ints.get("highestmodseq"),
+                           resyncs=ints.get("resyncs", 0))
+
+    async def _save(self, **values: int | None) -> None:
+        """Write the given fields in one transaction; None deletes the checkpoint."""
+        account = self.account.id
+        items = [(checkpoint_key(self.folder, name), value) for name, value in values.items()]
+
+        def write(tx: Any) -> None:
+            for key, value in items:
+                if value is None:
+                    tx.delete_checkpoints(account, key)
+                else:
+                    tx.set_checkpoint(account, key, str(value))
+
+        await self.store.run(write)
+
+
+def _plan(uids: Sequence[int], meta: dict[int, dict[bytes, Any]], max_bytes: int,
+          ) -> Iterator[_Download | _TooLarge]:
+    """Group ``uids`` (ascending) into downloads of at most DOWNLOAD_BUDGET bytes.
+
+    A message above ``max_bytes`` becomes its own :class:`_TooLarge` step, in its place in
+    the order. UIDs missing from ``meta`` were expunged meanwhile and are left out.
+    """
+    group: list[int] = []
+    budget = 0
+    for uid in uids:
+        if uid not in meta:
+            continue
+        size = int(meta[uid].get(b"RFC822.SIZE") or 0)
+        if size > max_bytes:
+            if group:
+                yield _Download(tuple(group))
+                group, budget = [], 0
+            received = meta[uid].get(b"INTERNALDATE")
+            yield _TooLarge(uid, size, received if isinstance(received, datetime) else None)
+            continue
+        if group and budget + size > DOWNLOAD_BUDGET:
+            yield _Download(tuple(group))
+            group, budget = [], 0
+        group.append(uid)
+        budget += size
+    if group:
+        yield _Download(tuple(group))
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _imap_date(day: date) -> str:
+    """RFC 3501 ``date`` (``1-Feb-2024``), independent of the process locale."""
+    return f"{day.day}-{_MONTHS[day.month - 1]}-{day.year}"
