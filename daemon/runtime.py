@@ -177,7 +177,7 @@ class ConversationParent(_RuntimeModel):
     """The limetype a new conversation is attached to (a helpdesk ticket, a deal...).
 
     ``accounts`` lists the account ids whose mail creates this parent; empty means every
-    account.
+    account (see :meth:`RuntimeConfig.parent_for` for how one is chosen).
     """
 
     limetype: str
@@ -186,10 +186,6 @@ class ConversationParent(_RuntimeModel):
     properties: tuple[PropertyMapping, ...] = _DEFAULT_PROPERTIES
     send_message_actions: tuple[SendMessageAction, ...] = ()
     relation_document: str = "document"
-
-    def monitors(self, account_id: str) -> bool:
-        """True when mail of ``account_id`` creates this parent."""
-        return not self.accounts or account_id in self.accounts
 
     @model_validator(mode="after")
     def _each_property_once(self) -> ConversationParent:
@@ -330,9 +326,22 @@ class RuntimeConfig(_RuntimeModel):
         """``{"messageId"}``, ``{"subject"}`` or both."""
         return frozenset(self.identification_method)
 
-    def parents_for(self, account_id: str) -> tuple[ConversationParent, ...]:
-        """The conversation parents that mail of ``account_id`` may create, in file order."""
-        return tuple(p for p in self.conversation_parents if p.monitors(account_id))
+    def parent_for(self, account_id: str) -> ConversationParent | None:
+        """The parent a new conversation of ``account_id`` hangs off.
+
+        An entry listing the account wins; then the first with an empty ``accounts`` (every
+        account); then, when only one entry exists, that one, so the reference example's
+        ``"<account_id>"`` placeholder still serves every account. None when no entry
+        applies.
+        """
+        parents = self.conversation_parents
+        for parent in parents:
+            if account_id in parent.accounts:
+                return parent
+        for parent in parents:
+            if not parent.accounts:
+                return parent
+        return parents[0] if len(parents) == 1 else None
 
     @field_validator("identification_method", mode="before")
     @classmethod
