@@ -117,6 +117,8 @@ def split_headers(data: bytes) -> tuple[list[tuple[str, str]], int, list[str]]:
         body = end
     if block[:1] in (b" ", b"\t"):
         defects.append("leading-continuation-line")
+    if not block.isascii():
+        defects.append("8bit-header")
     headers = [
         (name.decode("ascii").lower(),
          _header_text((value.replace(b"\r\n", b"").replace(b"\n", b"")

@@ -87,7 +87,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     body = _Body()
     body.walk(root, depth=0)
     defects += body.defects
-    html = sanitize_html("\n".join(body.htmls)) if body.htmls else None
+    html = sanitize_html("\n".join(body.htmls)).strip() if body.htmls else None
     inline_from_data: list[Attachment] = []
     if html is not None and "data:" in html:
         html, inline_from_data = _extract_data_uris(html)
