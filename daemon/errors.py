@@ -60,7 +60,9 @@ class ConfigProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: {self.reason}" if self.path else f"{self.file}: {self.reason}"
+        if not self.path:
+            return f"{self.file}: {self.reason}"
+        return f"{self.file}: {self.path}: {self.reason}"
 
 
 class ConfigError(PostroomError):

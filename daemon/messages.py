@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-def SourceKey(*parts: object) -> str:  # noqa: N802 - reads as a type at call sites
+def SourceKey(*parts: object) -> str:
     """Build the unique key of a message at its source: ``imap:support:INBOX:1700000:42``.
 
     Parts are joined with ``:``; a ``:`` inside a part is escaped as ``%3A`` so that keys

@@ -110,7 +110,7 @@ _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\].]+(\.[^@\s<>(),;:\
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_MODULE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*(:[A-Za-z_][\w]*)?")
 _SECRETISH = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key)$")
 _TOML_POSITION = re.compile(r"^(?P<reason>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 
@@ -327,12 +327,16 @@ class DaemonSettings(_TomlModel):
     def _module_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
             if not _MODULE.fullmatch(name):
-                raise ValueError(f'"{name}" is not a module path (e.g. "mycompany.postroom")')
+                raise ValueError(f'"{name}" is not a module path (e.g. "mycompany.postroom" '
+                                 'or "mycompany.postroom:plugin")')
         return value
 
 
 class HttpSettings(_TomlModel):
-    """``[http]``: the listener for /status, /metrics, OAuth callbacks, webhooks and the API."""
+    """``[http]``: the listener for /status, /metrics, OAuth callbacks, webhooks and the API.
+
+    Port 0 in ``bind`` asks the OS for a free port (tests).
+    """
 
     resolved_secrets: ClassVar[tuple[str, ...]] = ("api_token",)
 
@@ -355,7 +359,7 @@ class HttpSettings(_TomlModel):
     @classmethod
     def _host_port(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise ValueError(f'"{value}" must be "host:port", e.g. "127.0.0.1:8025" '
                              'or "[::1]:8025"')
         return value

@@ -142,6 +142,14 @@ def test_config_is_frozen(full):
 
 # -- defaults --------------------------------------------------------------------------
 
+@pytest.mark.parametrize(("bind", "host", "port"), [
+    ("127.0.0.1:0", "127.0.0.1", 0), ("[::1]:8025", "::1", 8025), ("0.0.0.0:80", "0.0.0.0", 80),
+])
+def test_http_bind_forms(bind, host, port):
+    http = HttpSettings(bind=bind)
+    assert (http.host, http.port) == (host, port)
+
+
 def test_minimal_file_gets_documented_defaults(here):
     config = load(here, MAILDIR_ACCOUNT)
     assert config.daemon == DaemonSettings(store=f"sqlite:///{here}/var/lib/postroom/postroom.db")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["AccountHandle", "AccountState", "AccountStatus", "Submit"]
 
+import contextlib
 import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -102,7 +103,5 @@ class AccountHandle:
 
     def wake(self) -> None:
         """Ask the actor to sync now (the reference's "Sync emails")."""
-        try:
+        with contextlib.suppress(trio.WouldBlock):
             self._send.send_nowait(None)
-        except trio.WouldBlock:
-            pass

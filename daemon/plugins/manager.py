@@ -42,7 +42,8 @@ def make_plugin_manager(*, load_entry_points: bool = True, modules: Iterable[str
 
     Args:
         load_entry_points: load the entry-point group ``postroom.plugins``.
-        modules: extra modules to register by import path (``[daemon] plugins``).
+        modules: extra plugins by import path, ``module`` or ``module:object``
+            (``[daemon] plugins``).
         disabled: plugin names (entry-point names or module paths) not to load.
 
     Returns:
@@ -56,8 +57,15 @@ def make_plugin_manager(*, load_entry_points: bool = True, modules: Iterable[str
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             _register(pm, ep.name, ep.load)
     for path in modules:
-        _register(pm, path, lambda path=path: importlib.import_module(path))
+        _register(pm, path, lambda path=path: _import_object(path))
     return pm
+
+
+def _import_object(path: str) -> Any:
+    """``package.module`` or ``package.module:attribute``, as entry points are written."""
+    module_name, _, attribute = path.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
 
 
 def _register(pm: pluggy.PluginManager, name: str, load: Any) -> None:

@@ -1,0 +1,112 @@
+"""The Maildir mailbox actor: a local Maildir as a mailbox (the embedded default).
+
+State owned: the account's :class:`AccountStatus`; nothing else — the Maildir itself is the
+checkpoint. A message in ``new/`` is not yet processed; one in ``cur/`` is done.
+
+Receives: wake-ups on ``handle.wakeups`` ("sync now"); otherwise it looks at ``new/``
+every :data:`WATCH_INTERVAL` seconds (a directory scan costs microseconds).
+
+Sends: each file in ``new/``, oldest name first, as a :class:`RawMessage` to ``submit``,
+one at a time, waiting for the committed outcome. Then, and only then:
+
+* imported / duplicate / discarded: the file moves to ``cur/`` with the ``S`` (seen) flag;
+* failed: the file moves to the Maildir++ folder ``.<failure_folder>`` (default
+  ``.postroom-failed``), raw bytes and error already in the store.
+
+A crash between commit and move leaves the file in ``new/``; next time its source key is
+found in the store and it is moved without importing twice.
+
+States: ``syncing`` while working through ``new/``, ``idle`` while watching.
+
+Errors: a missing Maildir is created. Filesystem errors propagate (the supervisor backs
+off); a transient store error propagates likewise and nothing is moved.
+
+Cancellation: between messages at any checkpoint; a message being committed finishes its
+transaction in the store thread, and is found again in ``new/`` next time.
+"""
+
+from __future__ import annotations
+
+__all__ = ["WATCH_INTERVAL", "ensure_maildir", "run_maildir_account"]
+
+import os
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from daemon.actors.status import AccountHandle, AccountState, Submit
+from daemon.messages import Outcome, RawMessage, SourceKey
+
+log = structlog.get_logger("postroom.maildir")
+
+WATCH_INTERVAL = 0.25
+
+
+def ensure_maildir(root: Path) -> None:
+    """Create ``root`` with ``new``, ``cur`` and ``tmp`` if missing."""
+    for sub in ("new", "cur", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _pending(new: Path) -> list[str]:
+    """File names waiting in ``new/``, oldest (lowest name) first; dot files skipped."""
+    with os.scandir(new) as entries:
+        return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+
+
+def _base_name(name: str) -> str:
+    """The unique part of a Maildir file name, without the ``:2,FLAGS`` info."""
+    return name.split(":", 1)[0]
+
+
+def _acknowledge(root: Path, name: str, outcome: Outcome, failure_folder: str) -> None:
+    """Move a processed file out of ``new/``: to ``cur/`` (seen) or the failure folder."""
+    source = root / "new" / name
+    if outcome.failed:
+        target_dir = root / f".{failure_folder}"
+        ensure_maildir(target_dir)
+        target = target_dir / "cur" / f"{_base_name(name)}:2,"
+    else:
+        target = root / "cur" / f"{_base_name(name)}:2,S"
+    os.replace(source, target)
+
+
+async def run_maildir_account(account: Any, *, submit: Submit, handle: AccountHandle,
+                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                              ) -> None:
+    """Watch ``account.maildir`` forever; see the module docstring."""
+    structlog.contextvars.bind_contextvars(account=account.id)
+    root = Path(account.maildir)
+    status = handle.status
+    status.set_state(AccountState.CONNECTING)
+    await trio.to_thread.run_sync(ensure_maildir, root)
+    task_status.started()
+    while True:
+        names = await trio.to_thread.run_sync(_pending, root / "new")
+        if names:
+            status.set_state(AccountState.SYNCING)
+            for name in names:
+                await _import_one(account, root, name, submit, handle)
+            status.synced()
+        elif status.state is not AccountState.IDLE:
+            status.synced()
+            status.set_state(AccountState.IDLE)
+            log.info("mailbox.idle", imported=status.imported, failed=status.failed)
+        with trio.move_on_after(WATCH_INTERVAL):
+            await handle.wakeups.receive()
+
+
+async def _import_one(account: Any, root: Path, name: str, submit: Submit,
+                      handle: AccountHandle) -> None:
+    path = root / "new" / name
+    try:
+        raw = await trio.to_thread.run_sync(path.read_bytes)
+    except FileNotFoundError:
+        return  # another process took it
+    message = RawMessage(account=account.id, raw=raw, folder="new",
+                         source_key=SourceKey("maildir", account.id, _base_name(name)))
+    outcome = await submit(message)
+    await trio.to_thread.run_sync(_acknowledge, root, name, outcome, account.failure_folder)
+    handle.status.count(outcome)

@@ -1,0 +1,192 @@
+"""The processor: raw bytes in, committed CRM objects out, one message at a time.
+
+State owned: the plugin manager reference, the processing context, a nursery for
+after-commit plugin hooks.
+
+Receives: ``(RawMessage, reply channel)`` pairs on a bounded memory channel
+(:data:`INBOX_SIZE`). A full inbox blocks :meth:`Processor.submit`, which is how intake
+feels backpressure.
+
+Sends: exactly one reply per message — the :class:`~daemon.messages.Outcome`, sent only
+after the transaction committed, or the exception that prevented any commit
+(``TransientError`` such as ``StoreBusyError``: the intake backs off and fetches again).
+
+Pipeline per message (each step a function; hooks at each decision)::
+
+    too large? -> record failure
+    parse (worker thread) -> classify -> postroom_classify -> postroom_allow_sender
+    -> store.run(import_message)   # identify, map, followers, files, raw, checkpoint
+    -> reply -> postroom_message_imported (in the background, under a timeout)
+
+Any exception from parsing or importing other than a ``TransientError`` becomes a failure
+record (raw bytes kept, error stored, checkpoint advanced) and the outcome ``FAILED``:
+one bad message never blocks the mailbox.
+
+Cancellation: a message whose transaction already started in the store thread commits or
+rolls back there; the reply is then dropped if the submitter has gone.
+"""
+
+from __future__ import annotations
+
+__all__ = ["INBOX_SIZE", "Processor"]
+
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+import structlog
+import trio
+
+from daemon.crm.importer import ImportJob, Processing, import_message, record_failure
+from daemon.errors import TransientError
+from daemon.mail.classify import classify
+from daemon.mail.ids import parse_message_id
+from daemon.mail.model import Classification, MessageKind, ParsedMessage
+from daemon.mail.parse import parse_message
+from daemon.messages import Outcome, RawMessage
+from daemon.plugins.manager import call_async_hook, call_hook
+from daemon.store.asyncstore import AsyncStore
+
+log = structlog.get_logger("postroom.processor")
+
+INBOX_SIZE = 64
+#: Messages larger than this are parsed in a worker thread, so the event loop stays free.
+PARSE_IN_THREAD_ABOVE = 256 * 1024
+LOOP_HEADER = "X-Postroom-Loop"
+
+_Reply = trio.MemorySendChannel[Outcome | BaseException]
+
+
+class Processor:
+    """See the module docstring. Construct, ``await nursery.start(p.run)``, then submit."""
+
+    def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager, *,
+                 secret: bytes, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+                 ) -> None:
+        self.config = config
+        self.store = store
+        self.pm = pm
+        self._secret = secret
+        self._installation = config.daemon.installation_id
+        self._accounts = {a.id: a for a in config.accounts}
+        self.own_addresses = frozenset(
+            address.lower() for a in config.accounts for address in (a.email, *a.aliases))
+        self.ctx = Processing(runtime=config.runtime, pm=pm, own_addresses=self.own_addresses,
+                              conversation_of_token=self._conversation_of_token, now=now)
+        self._send, self._receive = trio.open_memory_channel[tuple[RawMessage, _Reply]](
+            INBOX_SIZE)
+        self._hooks: trio.Nursery | None = None
+
+    # -- the Submit interface ---------------------------------------------------------
+
+    async def submit(self, raw: RawMessage) -> Outcome:
+        """Hand ``raw`` to the running processor; return once its result is committed.
+
+        A checkpoint; blocks while the inbox is full. Raises the ``TransientError`` that
+        prevented a commit, in which case nothing was stored.
+        """
+        reply_send, reply_receive = trio.open_memory_channel[Outcome | BaseException](1)
+        await self._send.send((raw, reply_send))
+        async with reply_receive:
+            result = await reply_receive.receive()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Process messages until cancelled."""
+        async with trio.open_nursery() as hooks:
+            self._hooks = hooks
+            task_status.started()
+            async with self._receive:
+                async for raw, reply in self._receive:
+                    result: Outcome | BaseException
+                    try:
+                        result = await self.process(raw)
+                    except TransientError as exc:
+                        result = exc
+                    try:
+                        reply.send_nowait(result)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        log.info("processor.reply_dropped", source_key=raw.source_key)
+
+    # -- the pipeline -----------------------------------------------------------------
+
+    async def process(self, raw: RawMessage) -> Outcome:
+        """Run the whole pipeline for one message; usable without :meth:`run` (deliver).
+
+        Raises TransientError when the store could not commit anything.
+        """
+        if raw.too_large is not None:
+            limit = self._accounts[raw.account].max_message_bytes
+            return await self._fail(raw, f"message of {raw.too_large} bytes exceeds "
+                                         f"max_message_bytes ({limit}); not downloaded")
+        try:
+            parsed = await self._parse(raw.raw)
+            classification = self.classify(parsed, raw.account)
+            job = ImportJob(raw, parsed, classification,
+                            self._may_create_parent(parsed, classification, raw.account))
+            result = await self.store.run(import_message, self.ctx, job)
+        except TransientError:
+            raise
+        except Exception as exc:
+            log.error("message.failed", account=raw.account, source_key=raw.source_key,
+                      error=f"{type(exc).__name__}: {exc}",
+                      where=traceback.extract_tb(exc.__traceback__)[-1].name)
+            return await self._fail(raw, f"{type(exc).__name__}: {exc}")
+        outcome = result.outcome
+        log.info("message." + outcome.status.value, account=raw.account,
+                 source_key=raw.source_key, message_id=parsed.message_id,
+                 conversationmessage=outcome.conversation_message_id,
+                 kind=classification.kind.value, reason=outcome.reason)
+        if result.event is not None and self._hooks is not None:
+            self._hooks.start_soon(self._imported_hook, result.event)
+        return outcome
+
+    def classify(self, parsed: ParsedMessage, account: str) -> Classification:
+        """The built-in classification, then the ``postroom_classify`` hook."""
+        verdict = classify(parsed, own_addresses=self.own_addresses,
+                           loop_token=self._installation,
+                           verify_message_id=self._is_ours)
+        override = call_hook(self.pm, "postroom_classify", message=parsed,
+                             classification=verdict, account=self._accounts.get(account))
+        return override if isinstance(override, Classification) else verdict
+
+    def _may_create_parent(self, parsed: ParsedMessage, verdict: Classification,
+                           account: str) -> bool:
+        if verdict.kind is not MessageKind.AUTOMATIC:
+            return verdict.kind is MessageKind.NORMAL
+        allowed = call_hook(self.pm, "postroom_allow_sender", message=parsed,
+                            classification=verdict, account=self._accounts.get(account))
+        if allowed is None:
+            return bool(self.config.runtime.allow_automatic_emails)
+        return bool(allowed)
+
+    async def _parse(self, raw: bytes) -> ParsedMessage:
+        if len(raw) > PARSE_IN_THREAD_ABOVE:
+            return await trio.to_thread.run_sync(parse_message, raw)
+        return parse_message(raw)
+
+    async def _fail(self, raw: RawMessage, error: str) -> Outcome:
+        return await self.store.run(record_failure, self.ctx, raw, error)
+
+    async def _imported_hook(self, event: Any) -> None:
+        await call_async_hook(self.pm, "postroom_message_imported", event=event)
+
+    # -- our own Message-IDs ----------------------------------------------------------
+
+    def _token(self, message_id: str) -> Any:
+        token = parse_message_id(self._secret, message_id)
+        if token is None or token.installation != self._installation:
+            return None
+        return token
+
+    def _is_ours(self, message_id: str) -> bool:
+        return self._token(message_id) is not None
+
+    def _conversation_of_token(self, message_id: str) -> int | None:
+        token = self._token(message_id)
+        return token.conversation_id if token is not None else None

@@ -1,0 +1,248 @@
+"""The ``postroom`` command (also ``python -m daemon``).
+
+::
+
+    postroom run            --config FILE        run the daemon in the foreground
+    postroom check-config   FILE                 validate; print OK or every error
+    postroom accounts       --config FILE        state of each account
+    postroom sync ACCOUNT   --config FILE        wake an account's actor in the running daemon
+    postroom objects LIMETYPE [--where k=v]... [--json] --config FILE
+    postroom deliver ACCOUNT --config FILE < message.eml
+    postroom inspect FILE.eml... [--json] [--config FILE]
+
+``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
+
+``deliver`` is for MTA pipes (Postfix ``mailbox_command``, ``.forward``): exit 0 when the
+message is stored, 75 (EX_TEMPFAIL) when it should be retried later (store busy, bad
+configuration), 1 when it can never succeed, with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+EX_TEMPFAIL = 75
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="postroom", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, func: Any, help: str, config: bool = True) -> Any:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        if config:
+            p.add_argument("--config", type=Path, default=_default_config(),
+                           help="the TOML file (default: $POSTROOM_CONFIG or postroom.toml)")
+        return p
+
+    command("run", _run, "run the daemon in the foreground")
+    p = command("check-config", _check_config, "validate a TOML or runtime JSON file",
+                config=False)
+    p.add_argument("file", type=Path)
+    command("accounts", _accounts, "show each account's state")
+    p = command("sync", _sync, "make the running daemon sync an account now")
+    p.add_argument("account")
+    p = command("objects", _objects, "list CRM objects of a limetype")
+    p.add_argument("limetype")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.add_argument("--limit", type=int, default=1000)
+    p = command("deliver", _deliver, "import one message from standard input (MTA pipe)")
+    p.add_argument("account")
+    p = command("inspect", _inspect, "show what the pipeline sees in .eml files; stores "
+                                     "nothing")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    return parser
+
+
+def _default_config() -> Path:
+    return Path(os.environ.get("POSTROOM_CONFIG", "postroom.toml"))
+
+
+def _load(path: Path) -> Any:
+    from daemon.errors import ConfigError
+    from daemon.settings import load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+    except FileNotFoundError:
+        print(f"{path}: no such file (use --config or $POSTROOM_CONFIG)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    from daemon.app import run_daemon
+    from daemon.log import configure_logging
+
+    config = _load(args.config)
+    configure_logging(config.daemon.log_format, config.daemon.log_level)
+    trio.run(run_daemon, config)
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from daemon.checkconfig import check_config
+
+    return check_config(args.file)
+
+
+def _accounts(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    live = _daemon_get(config, "/status")
+    states = {a["account"]: a for a in live["accounts"]} if live else {}
+    print(f"{'ACCOUNT':<20} {'AUTH':<12} {'STATE':<12} {'IMPORTED':>8} {'FAILED':>6}  "
+          "LAST ERROR")
+    for account in config.accounts:
+        s = states.get(account.id, {})
+        counts = s.get("counts", {})
+        state = s.get("state", "not running" if live is None else "unknown")
+        print(f"{account.id:<20} {account.auth:<12} {state:<12} "
+              f"{counts.get('imported', '-'):>8} {counts.get('failed', '-'):>6}  "
+              f"{s.get('last_error') or ''}")
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    response = _daemon_request(config, "POST", f"/api/v1/accounts/{args.account}/sync")
+    if response is None:
+        print("the daemon is not running (or its HTTP API is disabled)", file=sys.stderr)
+        return 1
+    if response.status_code != 202:
+        print(response.json().get("error", response.text), file=sys.stderr)
+        return 1
+    print(f"{args.account}: sync requested")
+    return 0
+
+
+def _objects(args: argparse.Namespace) -> int:
+    from daemon.http.app import filter_value
+    from daemon.store import open_store
+
+    config = _load(args.config)
+    where = {}
+    for item in args.where:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"--where {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 2
+        where[key] = filter_value(value)
+    store = open_store(config.daemon.store)
+    try:
+        with store.transaction() as tx:
+            found = tx.find(args.limetype, where, limit=args.limit)
+    finally:
+        store.close()
+    rows = [obj.as_json() for obj in found]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+    else:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, default=str))
+    return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    from daemon.errors import ConfigError, TransientError
+
+    raw = sys.stdin.buffer.read()
+    try:
+        config = _load(args.config)
+    except SystemExit:
+        return EX_TEMPFAIL
+    if args.account not in {a.id for a in config.accounts}:
+        print(f"postroom deliver: no account named {args.account!r}", file=sys.stderr)
+        return EX_TEMPFAIL
+    try:
+        outcome = trio.run(_deliver_one, config, args.account, raw)
+    except (TransientError, ConfigError) as exc:
+        print(f"postroom deliver: temporary failure: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
+    if outcome.failed:
+        print(f"postroom deliver: {outcome.reason} (raw message kept as "
+              f"{outcome.source_key})", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
+    from daemon.actors.processor import Processor
+    from daemon.app import build_plugin_manager, open_daemon_store
+    from daemon.messages import RawMessage, SourceKey
+    from daemon.secretkey import load_secret_key
+
+    store = await open_daemon_store(config)
+    try:
+        processor = Processor(config, store, build_plugin_manager(config),
+                              secret=load_secret_key(config))
+        key = SourceKey("deliver", account, hashlib.sha256(raw).hexdigest())
+        return await processor.process(RawMessage(account=account, source_key=key, raw=raw))
+    finally:
+        await store.aclose()
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from daemon.inspect import inspect_files
+
+    config = _load(args.config) if args.config.exists() else None
+    return inspect_files(args.files, config=config, as_json=args.json)
+
+
+# -- talking to the running daemon ----------------------------------------------------
+
+
+def _daemon_request(config: Any, method: str, path: str) -> httpx.Response | None:
+    if not config.http.enabled:
+        return None
+    host, _, port = config.http.bind.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    headers = {}
+    if config.http.api_token is not None:
+        headers["Authorization"] = f"Bearer {config.http.api_token.reveal()}"
+    try:
+        return httpx.request(method, f"http://{host}:{port}{path}", headers=headers,
+                             timeout=5.0)
+    except httpx.TransportError:
+        return None
+
+
+def _daemon_get(config: Any, path: str) -> Any:
+    response = _daemon_request(config, "GET", path)
+    return response.json() if response is not None and response.status_code == 200 else None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

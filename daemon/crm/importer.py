@@ -1,0 +1,309 @@
+"""The one transaction that turns a classified message into CRM objects.
+
+:func:`import_message` runs inside :meth:`AsyncStore.run`, in the store's worker thread.
+Everything it writes — the raw bytes under their source key, the conversation parent, the
+conversation, the message, followers, documents, embedded files, error records and the
+intake's checkpoint — commits together or not at all. A crash at any point therefore means
+"fetch again and deduplicate", never "lost" and never "twice".
+
+Deduplication, per account: the same source key, or the same Message-ID, or (without a
+Message-ID) the same SHA-256 of the raw bytes. A duplicate is recorded under its own source
+key with empty bytes, so the intake can acknowledge it.
+
+:func:`record_failure` is the other way out: when parsing or importing raised, a fresh
+transaction keeps the raw bytes with the error and a ``conversationmessageerror`` record.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ImportJob", "ImportResult", "Processing", "import_message", "record_failure"]
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pluggy
+
+from daemon.crm.followers import add_followers, participants
+from daemon.crm.identify import find_candidates
+from daemon.crm.mapping import map_parent_properties, message_properties
+from daemon.mail.model import Classification, MessageKind, ParsedMessage
+from daemon.messages import Outcome, OutcomeStatus, RawMessage
+from daemon.plugins.events import MessageImported
+from daemon.plugins.manager import call_hook
+from daemon.store.base import RawRecord, Tx
+
+
+@dataclass(frozen=True)
+class Processing:
+    """What the importer needs besides the message; built once by the processor.
+
+    Attributes:
+        runtime: the runtime configuration (``daemon.runtime.RuntimeConfig``).
+        pm: the plugin manager.
+        own_addresses: every account address and alias, lower-cased.
+        conversation_of_token: verifies one of our signed Message-IDs, returning its
+            conversation id (or None).
+        now: the clock (tests pass a fixed one).
+    """
+
+    runtime: Any
+    pm: pluggy.PluginManager
+    own_addresses: frozenset[str]
+    conversation_of_token: Callable[[str], int | None]
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """One message, parsed and classified, ready to be written.
+
+    ``may_create_parent`` is the verdict on an automatic message that matches no
+    conversation (``allowAutomaticEmails`` and the ``postroom_allow_sender`` hook);
+    it is ignored for normal mail.
+    """
+
+    raw: RawMessage
+    parsed: ParsedMessage
+    classification: Classification
+    may_create_parent: bool
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    outcome: Outcome
+    event: MessageImported | None = None
+
+
+def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
+    """Write ``job`` in the open transaction; see the module docstring."""
+    raw, parsed = job.raw, job.parsed
+    seen = _already_stored(tx, raw)
+    if seen is not None:
+        return ImportResult(seen)
+    duplicate = _duplicate_of(tx, raw, parsed)
+    if duplicate is not None:
+        return ImportResult(_store_raw(tx, ctx, raw, parsed, OutcomeStatus.DUPLICATE,
+                                       reason=f"duplicate of {duplicate}", keep_bytes=False))
+    kind = job.classification.kind
+    if kind is MessageKind.OWN:
+        return ImportResult(_store_raw(tx, ctx, raw, parsed, OutcomeStatus.DISCARDED,
+                                       reason="our own mail came back (loop)",
+                                       rules=job.classification.rules))
+    conversation_id = _identify(tx, ctx, parsed)
+    new_conversation = conversation_id is None
+    parent_cfg = parent_for(ctx.runtime, raw.account)
+    if new_conversation and job.classification.automatic and not job.may_create_parent:
+        return ImportResult(_store_raw(
+            tx, ctx, raw, parsed, OutcomeStatus.DISCARDED,
+            reason="automatic mail that matches no conversation (allowAutomaticEmails)",
+            rules=job.classification.rules))
+    parent_id = None
+    if new_conversation:
+        conversation_id, parent_id = _start_conversation(tx, ctx, parent_cfg, parsed)
+    else:
+        parent_id = _parent_of(tx, ctx, parent_cfg, conversation_id)
+    assert conversation_id is not None
+    message_id = _create_message(tx, ctx, raw, parsed, job.classification, conversation_id)
+    people = participants(parsed, ctx.own_addresses)
+    followers = add_followers(tx, ctx.runtime, conversation_id, message_id,
+                              parsed.message_id, people)
+    _attach_files(tx, ctx, parent_cfg, parent_id, message_id, parsed)
+    outcome = _store_raw(tx, ctx, raw, parsed, OutcomeStatus.IMPORTED,
+                         message_id=message_id, rules=job.classification.rules)
+    event = MessageImported(
+        account=raw.account, source_key=raw.source_key, conversation_id=conversation_id,
+        conversation_message_id=message_id,
+        parent_limetype=parent_cfg.limetype if parent_cfg else "",
+        parent_id=parent_id, new_conversation=new_conversation, kind=kind.value,
+        rules=job.classification.rules, follower_ids=tuple(f for f, _ in followers))
+    tx.add_event("message.imported", raw.account, {
+        "source_key": raw.source_key, "conversation": conversation_id,
+        "conversationmessage": message_id, "new_conversation": new_conversation,
+        "kind": kind.value})
+    return ImportResult(outcome, event)
+
+
+def record_failure(tx: Tx, ctx: Processing, raw: RawMessage, error: str) -> Outcome:
+    """Keep the raw bytes of a message that could not be imported, with the error.
+
+    Also creates a ``conversationmessageerror`` (type ``import``) so the failure shows in
+    the CRM, and advances the intake's checkpoint: the intake moves the message to the
+    failure folder, and it stays recoverable from the store.
+    """
+    seen = _already_stored(tx, raw)
+    if seen is not None:
+        return seen
+    ecfg = ctx.runtime.conversation_message_error
+    tx.create(ecfg.limetype, {
+        ecfg.property_type: "import",
+        ecfg.property_error_message: f"{raw.source_key}: {error}",
+        ecfg.property_date: ctx.now().isoformat(),
+    })
+    tx.add_raw(RawRecord(source_key=raw.source_key, account=raw.account, raw=raw.raw,
+                         status=OutcomeStatus.FAILED.value, error=error,
+                         folder=raw.folder, received_at=raw.received_at))
+    _checkpoint(tx, raw)
+    tx.add_event("message.failed", raw.account, {"source_key": raw.source_key,
+                                                 "error": error})
+    return Outcome(raw.source_key, OutcomeStatus.FAILED, reason=error)
+
+
+def parent_for(runtime: Any, account: str) -> Any | None:
+    """The ``conversationParents`` entry serving ``account``.
+
+    An entry naming the account wins; then one with an empty ``accounts`` list (every
+    account); then, when exactly one entry is configured, that one.
+    """
+    parents = list(runtime.conversation_parents)
+    for parent in parents:
+        if account in parent.accounts:
+            return parent
+    for parent in parents:
+        if not parent.accounts:
+            return parent
+    return parents[0] if len(parents) == 1 else None
+
+
+# -- steps ----------------------------------------------------------------------------
+
+
+def _already_stored(tx: Tx, raw: RawMessage) -> Outcome | None:
+    """The earlier outcome when this very source key was committed before (a re-fetch
+    after a crash between commit and acknowledgement)."""
+    existing = tx.get_raw(raw.source_key)
+    if existing is None:
+        return None
+    _checkpoint(tx, raw)
+    return Outcome(raw.source_key, OutcomeStatus(existing.status),
+                   existing.conversation_message_id, reason=existing.error)
+
+
+def _duplicate_of(tx: Tx, raw: RawMessage, parsed: ParsedMessage) -> str | None:
+    if parsed.message_id:
+        found = tx.find_raw_by_message_id(raw.account, parsed.message_id)
+    else:
+        found = tx.find_raw_by_sha256(raw.account, parsed.sha256)
+    if found is not None and found.status != OutcomeStatus.FAILED.value:
+        return found.source_key
+    return None
+
+
+def _identify(tx: Tx, ctx: Processing, parsed: ParsedMessage) -> int | None:
+    candidates = find_candidates(tx, ctx.runtime, parsed,
+                                 methods=ctx.runtime.identification_methods,
+                                 conversation_of_token=ctx.conversation_of_token)
+    chosen = call_hook(ctx.pm, "postroom_identify_conversation", message=parsed,
+                       candidates=candidates)
+    if chosen == 0:
+        return None
+    if isinstance(chosen, int) and tx.get(ctx.runtime.conversation.limetype, chosen):
+        return chosen
+    return candidates[0].conversation_id if candidates else None
+
+
+def _start_conversation(tx: Tx, ctx: Processing, parent_cfg: Any, parsed: ParsedMessage
+                        ) -> tuple[int, int | None]:
+    ccfg = ctx.runtime.conversation
+    sender = parsed.from_.email if parsed.from_ else None
+    conversation = {
+        ccfg.property_thread_id: parsed.message_id,
+        ccfg.property_subject: parsed.subject,
+        ccfg.property_address: sender,
+        ccfg.property_first_message_date: _date(ctx, parsed),
+        ccfg.property_language: parsed.header("content-language"),
+        ccfg.property_source: ccfg.source_option,
+    }
+    conversation_id = tx.create(ccfg.limetype, conversation)
+    if parent_cfg is None:
+        return conversation_id, None
+    props = map_parent_properties(tx, parent_cfg.properties, message_properties(parsed))
+    call_hook(ctx.pm, "postroom_conversation_parent_properties", message=parsed,
+              limetype=parent_cfg.limetype, properties=props)
+    props[parent_cfg.relation_conversation] = conversation_id
+    parent_id = tx.create(parent_cfg.limetype, props)
+    tx.update(ccfg.limetype, conversation_id, {parent_cfg.limetype: parent_id})
+    return conversation_id, parent_id
+
+
+def _parent_of(tx: Tx, ctx: Processing, parent_cfg: Any, conversation_id: int) -> int | None:
+    if parent_cfg is None:
+        return None
+    conversation = tx.get(ctx.runtime.conversation.limetype, conversation_id)
+    return conversation.get(parent_cfg.limetype) if conversation else None
+
+
+def _create_message(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
+                    classification: Classification, conversation_id: int) -> int:
+    mcfg = ctx.runtime.conversation_message
+    body = parsed.html if parsed.html else _text_as_html(parsed.text)
+    return tx.create(mcfg.limetype, {
+        mcfg.relation_conversation: conversation_id,
+        mcfg.property_message: body,
+        mcfg.property_email_id: parsed.message_id,
+        mcfg.property_unique_id: raw.source_key,
+        mcfg.property_date: _date(ctx, parsed),
+        mcfg.property_source: ctx.runtime.conversation.source_option,
+        "subject": parsed.subject,
+        "plaintext": parsed.text,
+        "fromaddress": parsed.from_.email if parsed.from_ else None,
+        "direction": "incoming",
+        "kind": classification.kind.value,
+        "rules": list(classification.rules),
+        "account": raw.account,
+    })
+
+
+def _attach_files(tx: Tx, ctx: Processing, parent_cfg: Any, parent_id: int | None,
+                  message_id: int, parsed: ParsedMessage) -> None:
+    dcfg, ecfg = ctx.runtime.document, ctx.runtime.embedded_file
+    for attachment in parsed.attachments:
+        file_id = tx.put_file(attachment.data, attachment.filename, attachment.content_type)
+        props = {
+            dcfg.relation_conversation_message: message_id,
+            dcfg.property_comment: attachment.filename,
+            dcfg.property_type: dcfg.document_type,
+            dcfg.property_document: file_id,
+        }
+        if parent_cfg is not None and parent_id is not None:
+            props[parent_cfg.limetype] = parent_id
+        tx.create(dcfg.limetype, props)
+    for image in parsed.inline_images:
+        file_id = tx.put_file(image.data, image.filename, image.content_type)
+        tx.create(ecfg.limetype, {
+            ecfg.relation_conversation_message: message_id,
+            ecfg.property_document: file_id,
+            "contentid": image.content_id,
+        })
+
+
+def _store_raw(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
+               status: OutcomeStatus, *, reason: str | None = None,
+               message_id: int | None = None, rules: tuple[str, ...] = (),
+               keep_bytes: bool = True) -> Outcome:
+    tx.add_raw(RawRecord(
+        source_key=raw.source_key, account=raw.account,
+        raw=raw.raw if keep_bytes else b"", status=status.value,
+        message_id=parsed.message_id, sha256=parsed.sha256, error=reason,
+        conversation_message_id=message_id, folder=raw.folder, received_at=raw.received_at))
+    _checkpoint(tx, raw)
+    if status is OutcomeStatus.DISCARDED:
+        tx.add_event("message.discarded", raw.account, {"source_key": raw.source_key,
+                                                        "reason": reason})
+    return Outcome(raw.source_key, status, message_id, reason=reason, rules=rules)
+
+
+def _checkpoint(tx: Tx, raw: RawMessage) -> None:
+    if raw.checkpoint is not None:
+        cp = raw.checkpoint
+        tx.set_checkpoint(cp.account, cp.key, cp.value)
+
+
+def _date(ctx: Processing, parsed: ParsedMessage) -> str:
+    return (parsed.date or ctx.now()).isoformat()
+
+
+def _text_as_html(text: str) -> str:
+    return "<div>" + html.escape(text).replace("\n", "<br>\n") + "</div>"

@@ -1,0 +1,30 @@
+"""Which lookups the importer makes, so the store can index them up front."""
+
+from __future__ import annotations
+
+__all__ = ["lookup_indexes"]
+
+from typing import Any
+
+
+def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
+    """``(limetype, property, unique)`` for every property the pipeline searches by."""
+    cm, f, mf = runtime.conversation_message, runtime.follower, runtime.message_follower
+    indexes = [
+        (cm.limetype, cm.property_email_id, False),
+        (cm.limetype, cm.relation_conversation, False),
+        (cm.limetype, cm.property_unique_id, True),
+        (f.limetype, f.relation_conversation, False),
+        (f.limetype, f.property_address, False),
+        (mf.limetype, mf.property_message_id, False),
+        (mf.limetype, mf.relation_conversation_message, False),
+        (mf.limetype, mf.relation_follower, False),
+    ]
+    for parent in runtime.follower_parents:
+        indexes.append((parent.limetype, parent.property_address, False))
+    for parent in runtime.conversation_parents:
+        for entry in parent.properties:
+            if entry.search_path and entry.message_property:
+                limetype, _, prop = entry.search_path.partition(".")
+                indexes.append((limetype, prop.split(".")[0], False))
+    return list(dict.fromkeys(indexes))

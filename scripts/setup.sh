@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Make this checkout runnable on a fresh Debian machine: system packages (for the tests:
+# Dovecot), a virtualenv in .venv with postroom and its test dependencies. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_system="${1:-}"
+if [ "$want_system" = "--with-test-servers" ] && ! command -v dovecot >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
+    else
+        echo "setup: dovecot is missing; run as root or: sudo apt-get install dovecot-imapd" >&2
+        exit 1
+    fi
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+stamp=.venv/.postroom-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[test]'
+    touch "$stamp"
+fi
