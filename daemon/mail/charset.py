@@ -74,9 +74,11 @@ _WIDER = {
 }
 # Single-byte labels that are really UTF-8 when the bytes say so.
 _SINGLE_BYTE = frozenset({"cp1252", "latin_1", "iso8859_15", "ascii"})
-# Stateful 7-bit encodings: ASCII bytes are not ASCII text.
+# Encodings in which ASCII bytes are not ASCII text (stateful 7-bit ones, UTF-16/32).
 _SEVEN_BIT = frozenset({"iso2022_jp", "iso2022_jp_1", "iso2022_jp_2", "iso2022_jp_2004",
-                        "iso2022_jp_3", "iso2022_jp_ext", "iso2022_kr", "utf_7", "hz"})
+                        "iso2022_jp_3", "iso2022_jp_ext", "iso2022_kr", "utf-7", "hz",
+                        "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le",
+                        "utf-32-be"})
 # Python codecs that are not text encodings or are never a sane mail charset.
 _REFUSED = frozenset({"undefined", "unicode_escape", "raw_unicode_escape", "idna", "punycode",
                       "rot_13", "base64_codec", "hex_codec", "quopri_codec", "uu_codec",
@@ -229,6 +231,7 @@ def decode_8bit(raw: bytes) -> str:
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*=*")
 _BETWEEN_WORDS = re.compile(r"\A[ \t\r\n]*\Z")
 
 
@@ -276,6 +279,8 @@ def _word_bytes(encoding: str, text: str) -> bytes | None:
     raw = text.encode("ascii", "replace")
     if encoding in "qQ":
         return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
+    if not _BASE64_TEXT.fullmatch(raw):
+        return None
     raw = raw.rstrip(b"=")
     raw += b"=" * (-len(raw) % 4)
     try:

@@ -98,10 +98,14 @@ def _parse(raw: bytes) -> ParsedMessage:
         elif body.tnef_text:
             text = body.tnef_text
     attachments, inline = _split_inline(body.files, html)
-    first = {name: values[0] for name, values in headers.items()}
+    # Addresses and ids are parsed from the raw values: a decoded display name may
+    # contain commas, quotes or angle brackets that would split or merge addresses.
+    first: dict[str, str] = {}
+    for name, value in root.headers:
+        first.setdefault(name, value)
     return ParsedMessage(
         message_id=_first_id(first.get("message-id"), defects),
-        subject=" ".join(first.get("subject", "").split()),
+        subject=" ".join(headers.get("subject", ("",))[0].split()),
         from_=_single_address(first.get("from"), defects),
         to=_addresses(first.get("to"), "to", defects),
         cc=_addresses(first.get("cc"), "cc", defects),
@@ -189,7 +193,9 @@ def _addresses(value: str | None, field_name: str, defects: list[str]) -> tuple[
         if not _EMAIL.fullmatch(email):
             defects.append(f"bad-address:{field_name}")
             continue
-        name = " ".join(decode_encoded_words(name).split()).strip("\"' ")
+        name = " ".join(decode_encoded_words(name).split())
+        if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+            name = name[1:-1].strip()  # 'John Doe' <j@x> from some clients
         found.append(Address(email=email, name="" if name.lower() == email else name))
     return tuple(dict.fromkeys(found))
 
@@ -279,10 +285,12 @@ class _Body:
             self._add_tnef(part, data, filename)
         else:
             names = [filename]
+            origin = "mime"
             if ctype in _MESSAGE_TYPES:
                 names.append(_inner_subject(data))
+                origin = "rfc822"
             self.files.append(_File(names + _fallback_names(part), ctype, data,
-                                    _content_id(part)))
+                                    _content_id(part), origin))
 
     def _add_text(self, part: MimePart, data: bytes) -> None:
         charset = part.params.get("charset")
