@@ -555,7 +555,7 @@ def test_daemon_and_http_field_checks(here):
         'postroom.toml: daemon.mail_domain: "-bad-" is not a domain name',
         "postroom.toml: daemon.log_format: must be 'auto', 'json' or 'console'",
         'postroom.toml: daemon.plugins: "not a module" is not a module path (e.g. '
-        '"mycompany.postroom")',
+        '"mycompany.postroom" or "mycompany.postroom:plugin")',
         'postroom.toml: daemon.seed_objects: no such file "/nonexistent/seed.json"',
         'postroom.toml: http.bind: "8025" must be "host:port", e.g. "127.0.0.1:8025" or '
         '"[::1]:8025"',
