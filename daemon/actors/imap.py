@@ -13,14 +13,16 @@ time in UID order, waiting for the committed :class:`~daemon.messages.Outcome`; 
 
 States (:class:`AccountState`)::
 
-    connecting  opening the connection, TLS, login, SELECT
-    syncing     importing everything above the checkpoint
+    connecting  opening the connection, TLS, login
+    syncing     a round: SELECT, then importing everything above the checkpoint
     idle        caught up; in IDLE (or between polls when IDLE is off or not offered)
     disabled    parked: UIDVALIDITY changed too often in a row; a wake-up retries
     (backoff and auth_error are set by the supervisor, daemon/supervisor.py)
 
-Loop: connect -> SELECT -> sync -> wait (IDLE until EXISTS / wake-up, renewed every
-``idle_renew_seconds``; or sleep ``poll_interval_seconds`` / until a wake-up) -> sync ...
+Loop: connect, then rounds: SELECT + sync, then wait (IDLE until EXISTS, a wake-up or
+``idle_renew_seconds``; or ``poll_interval_seconds`` / a wake-up when polling), and again.
+A round per IDLE renewal (default 10 minutes) costs a SELECT and a SEARCH, and catches
+what a server failed to announce (a folder recreated under a live session, for one).
 
 Errors: this actor does not retry. ``ConnectError``/``ProtocolError`` (connection lost,
 server restarted, timeouts) and transient store errors propagate to the supervisor, which
@@ -71,7 +73,7 @@ async def run_imap_account(account: Any, connection: Any, *, submit: Submit, sto
         handle: the account's status and wake-up channel.
         login: how to authenticate; default IMAP LOGIN with ``account.login`` (the
             username, or the email when unset) and ``account.password``.
-        task_status: ``started()`` once logged in with the folder selected (or parked).
+        task_status: ``started()`` once logged in.
 
     Returns:
         Never, except by cancellation.
@@ -103,21 +105,20 @@ async def run_imap_account(account: Any, connection: Any, *, submit: Submit, sto
 async def _run_session(account: Any, connection: Any, login: LoginMethod, *, submit: Submit,
                        store: Any, handle: AccountHandle, ready: Callable[[], None],
                        ) -> tuple[FolderSync, str]:
-    """Connect, SELECT and serve until an error; return only when the folder must park."""
+    """Connect and serve until an error; return only when the folder must park."""
     async with open_session(connection, login, account=account.id) as session:
+        ready()
         folder = FolderSync(session, account, store=store, submit=submit, status=handle.status)
         try:
-            await folder.open()
+            await _serve(session, folder, account, handle)
         except ResyncLimitReached as exc:
             return folder, str(exc)
-        ready()
-        await _serve(session, folder, account, handle)
     raise AssertionError("unreachable: _serve returns only by raising")
 
 
 async def _serve(session: ImapSession, folder: FolderSync, account: Any,
                  handle: AccountHandle) -> None:
-    """Sync, wait for a change, sync again: until an error or cancellation."""
+    """Sync round, wait for a change (or the renewal time), sync round, ... forever."""
     status = handle.status
     use_idle = bool(account.idle) and session.has("IDLE")
     status.extra["idle"] = use_idle

@@ -11,11 +11,11 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
   ``initial_until``  UIDNEXT when the account was first enabled (or after a resync):
                      below it only unread messages (and, with ``import_since``, only those
                      that arrived since that date) are imported; above it, every message;
-  ``highestmodseq``  HIGHESTMODSEQ at the start of the last complete round, when the
+  ``highestmodseq``  HIGHESTMODSEQ at the SELECT of the last complete round, when the
                      server offers CONDSTORE (a cheap "anything changed?" for later work);
-  ``resyncs``        consecutive UIDVALIDITY changes.
+  ``resyncs``        consecutive rounds that found UIDVALIDITY changed.
 
-* New mail: ``UID SEARCH UID *`` gives the highest UID (``n:*`` always matches the last
+* New mail: NOOP, then ``UID SEARCH UID *`` gives the highest UID (``n:*`` always matches the last
   message, even when ``n`` is above it, so ranges are always closed: ``lo:hi``). UIDs
   above ``last_uid`` are searched in windows of :data:`SEARCH_WINDOW` UIDs, their sizes
   fetched in batches of :data:`META_BATCH`, and their bodies (``BODY.PEEK[]``, so
@@ -27,11 +27,12 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
   ``max_message_bytes`` (judged from RFC822.SIZE, never downloaded), move to the failure
   folder (created when missing; MOVE, RFC 6851, or COPY + \\Deleted + UID EXPUNGE).
   A crash between commit and flag change leaves a message unread in the folder: harmless.
-* UIDVALIDITY changed: SELECT again to rule out a glitch, then start over like a first
-  enable (``last_uid`` 0, ``initial_until`` = UIDNEXT). The processor deduplicates by
+* UIDVALIDITY is checked by a fresh SELECT at the start of every round. Changed: SELECT
+  again to rule out a glitch, then start over like a first enable (``last_uid`` 0,
+  ``initial_until`` = UIDNEXT). The processor deduplicates by
   source key and Message-ID (or SHA-256 of the bytes), so messages seen before come back
   as DUPLICATE and are merely marked read. After :data:`MAX_CONSECUTIVE_RESYNCS` changes in
-  a row without a stable SELECT in between, :class:`ResyncLimitReached` is raised and the
+  a row without a stable round in between, :class:`ResyncLimitReached` is raised and the
   actor parks the account.
 """
 
@@ -143,10 +144,14 @@ class FolderSync:
         self._pending_modseq: int | None = None
         self._failure_folder_ready = False
 
-    # -- opening: SELECT and UIDVALIDITY ------------------------------------------------
+    # -- SELECT and UIDVALIDITY, at the start of every round ----------------------------
 
-    async def open(self) -> None:
+    async def _select(self) -> None:
         """SELECT the folder and reconcile UIDVALIDITY with the stored state.
+
+        Done every round, not only after connecting: a folder deleted and recreated under
+        a live session may never be announced to it (Dovecot keeps the old view), and a
+        fresh SELECT is the only reliable way to see the new UIDVALIDITY.
 
         Raises:
             ResyncLimitReached: UIDVALIDITY changed again after too many resyncs.
@@ -203,16 +208,19 @@ class FolderSync:
     # -- syncing ------------------------------------------------------------------------
 
     async def sync(self) -> int:
-        """Import every message above ``last_uid``, until none is left. A checkpoint.
+        """One round: SELECT, then import every message above ``last_uid`` until none is
+        left. A checkpoint.
 
         Returns:
             How many messages were handed to the processor.
 
         Raises:
+            ResyncLimitReached: UIDVALIDITY keeps changing; park the account.
             ConnectError, ProtocolError: IMAP failed (nothing uncommitted was flagged).
             TransientError from ``submit`` (e.g. StoreBusyError): the message stays
             unsettled and is fetched again next time.
         """
+        await self._select()
         handled = 0
         while (top := await self._highest_uid()) > self.state.last_uid:
             for lo in range(self.state.last_uid + 1, top + 1, SEARCH_WINDOW):
@@ -228,8 +236,13 @@ class FolderSync:
         return handled
 
     async def _highest_uid(self) -> int:
-        """The highest UID in the folder, 0 when empty (``UID SEARCH UID *``)."""
+        """The highest UID in the folder now, 0 when empty.
+
+        NOOP first: a server may keep showing the session its old view of the folder
+        until a command that lets it announce changes (Dovecot does), and SEARCH is not one.
+        """
         assert self.session.client is not None
+        await self.session.call(self.session.client.noop)
         uids = await self.session.call(self.session.client.search, ["UID", "*"])
         return max(uids, default=0)
 

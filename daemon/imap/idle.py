@@ -24,9 +24,9 @@ What wakes us: ``* n EXISTS`` (new mail; RFC 3501 §7.3.1) or a ``handle.wakeups
 ``* OK Still here`` keep-alives, EXPUNGE and flag FETCHes are read and ignored. ``* BYE``
 (server shutting down) raises :class:`~daemon.errors.ConnectError`.
 
-Renewal: IDLE is ended (DONE) and re-issued every ``renew_after`` seconds, well inside the
-29 minutes of RFC 2177 §3 and NAT timeouts (default 10 minutes). Responses that arrive with
-the DONE's tagged reply are checked for EXISTS too.
+Renewal: IDLE is ended (DONE) after ``renew_after`` seconds, well inside the 29 minutes of
+RFC 2177 §3 and NAT timeouts (default 10 minutes); the actor runs a sync round and issues
+it again. Responses that arrive with the DONE's tagged reply are checked for EXISTS too.
 
 Fallback: on a Python whose imaplib no longer exposes a ``BufferedReader`` (3.14 made
 ``file`` a property over its own buffer), the wait degrades to ``idle_check`` in a worker
@@ -70,18 +70,22 @@ class IdleEnd(enum.Enum):
 
     NEW_MAIL = "new_mail"  # the server announced EXISTS
     WAKEUP = "wakeup"      # someone asked for a sync (handle.wakeups)
+    RENEW = "renew"        # renew_after passed quietly; IDLE ended so it can be re-issued
 
 
 async def idle_until_change(session: ImapSession, *, renew_after: float,
                             wakeups: trio.abc.ReceiveChannel[Any],
                             on_idle: Callable[[], None] | None = None) -> IdleEnd:
-    """IDLE on the selected folder until new mail or a wake-up; renew as needed.
+    """IDLE on the selected folder until new mail, a wake-up or ``renew_after`` seconds.
+
+    The caller re-issues it (after a sync round, which is cheap and catches anything a
+    server failed to announce) to keep IDLE going.
 
     Args:
         session: a session with the folder selected and the IDLE capability.
-        renew_after: seconds before DONE + IDLE is re-issued.
+        renew_after: seconds before IDLE is ended so it can be renewed.
         wakeups: any item received means "sync now" (the item is consumed).
-        on_idle: called each time the server has accepted IDLE and the wait begins.
+        on_idle: called once the server has accepted IDLE and the wait begins.
 
     Returns:
         Why it returned. IDLE has been ended (DONE sent, tagged OK read) by then.
@@ -92,21 +96,19 @@ async def idle_until_change(session: ImapSession, *, renew_after: float,
 
     A checkpoint; holds no worker thread while waiting.
     """
-    while True:
-        await _start(session)
-        if on_idle is not None:
-            on_idle()
-        end: IdleEnd | None = None
-        with trio.move_on_after(renew_after):
-            winner = await _first(lambda: _wait_for_new_mail(session), wakeups.receive)
-            end = IdleEnd.NEW_MAIL if winner == 0 else IdleEnd.WAKEUP
-        responses = await _done(session)
-        if end is None and any(_is_exists(r) for r in responses):
-            end = IdleEnd.NEW_MAIL
-        if end is not None:
-            log.debug("imap.idle.wake", reason=end.value)
-            return end
-        log.debug("imap.idle.renew")
+    await _start(session)
+    if on_idle is not None:
+        on_idle()
+    end = IdleEnd.RENEW
+    with trio.move_on_after(renew_after):
+        winner = await _first(lambda: _wait_for_new_mail(session), wakeups.receive)
+        end = IdleEnd.NEW_MAIL if winner == 0 else IdleEnd.WAKEUP
+    responses = await _done(session)
+    if end is IdleEnd.RENEW and any(_is_exists(r) for r in responses):
+        end = IdleEnd.NEW_MAIL
+    log.debug("imap.idle.wake" if end is not IdleEnd.RENEW else "imap.idle.renew",
+              reason=end.value)
+    return end
 
 
 async def _start(session: ImapSession) -> None:

@@ -84,6 +84,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _accounts() -> tuple[str, str, int, int]:
     """(login user, internal user, mail uid, mail gid) for this process."""
     if os.geteuid() != 0:
@@ -101,7 +110,7 @@ _CONFIG = """\
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
-instance_name = postroom-test-{tag}
+instance_name = {instance}
 listen = {host}
 protocols = imap
 ssl = yes
@@ -146,6 +155,13 @@ service imap-login {{
 service imap {{
   process_limit = 500
 }}
+# No auth penalty (growing delays after failed logins from one IP): the wrong-password
+# tests fail logins on purpose, all from 127.0.0.1.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 protocol imap {{
   mail_max_userip_connections = 500
 }}
@@ -173,6 +189,7 @@ class Dovecot:
         self.binary = binary
         self.root = Path(tempfile.mkdtemp(prefix="postroom-dovecot-"))
         self.root.chmod(0o755)
+        self.instance_name = f"postroom-test-{self.root.name}"
         self.imap_port = _free_port()
         self.imaps_port = _free_port()
         self._login_user, self._internal_user, self.mail_uid, self.mail_gid = _accounts()
@@ -203,7 +220,7 @@ class Dovecot:
         (self.root / "users").mkdir()
         self.config = self.root / "dovecot.conf"
         self.config.write_text(_CONFIG.format(
-            root=self.root, host=HOST, tag=self.root.name, imap_port=self.imap_port,
+            root=self.root, host=HOST, instance=self.instance_name, imap_port=self.imap_port,
             imaps_port=self.imaps_port, login_user=self._login_user,
             internal_user=self._internal_user, uid=self.mail_uid, gid=self.mail_gid))
 
@@ -236,16 +253,54 @@ class Dovecot:
             time.sleep(0.02)  # polling a child process's readiness, not test ordering
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop Dovecot (SIGTERM, then SIGKILL); its clients see the connection drop."""
+        """Stop Dovecot (SIGTERM, then SIGKILL); its clients see the connection drop.
+
+        The master does not wait for its ``imap`` processes: a client in IDLE would keep
+        its session for a while. So the instance's leftover processes (found by their
+        process title, which carries this instance's unique name) are ended too, as a
+        real server stop or crash would.
+        """
         process, self._process = self._process, None
         if process is None:
             return
+        children = self._leftover_pids()
         process.send_signal(signal.SIGTERM)
+        self._signal(children, signal.SIGTERM)
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        self._end_leftovers(timeout)
+
+    def _leftover_pids(self) -> list[int]:
+        title = f"dovecot-{self.instance_name}/".encode()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if (entry / "cmdline").read_bytes().startswith(title):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
+    @staticmethod
+    def _signal(pids: list[int], signum: int) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+    def _end_leftovers(self, timeout: float) -> None:
+        pids = self._leftover_pids()
+        self._signal(pids, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pids and (pids := [p for p in pids if _alive(p)]):
+            if time.monotonic() > deadline:
+                self._signal(pids, signal.SIGKILL)
+                return
+            time.sleep(0.01)  # waiting for processes to exit, not ordering test steps
 
     def restart(self) -> None:
         """Stop and start again on the same ports with the same mailboxes."""
