@@ -143,7 +143,7 @@ def _safe(rule: Rule, msg: ParsedMessage, context: ClassifyContext) -> bool:
 
 
 def _own_from(msg: ParsedMessage, ctx: ClassifyContext) -> bool:
-    return msg.from_ is not None and msg.from_.email in ctx.own_addresses
+    return msg.from_ is not None and msg.from_.email.lower() in ctx.own_addresses
 
 
 def _own_loop_header(msg: ParsedMessage, ctx: ClassifyContext) -> bool:
