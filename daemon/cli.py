@@ -91,9 +91,6 @@ def _load(path: Path) -> Any:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
-    except FileNotFoundError:
-        print(f"{path}: no such file (use --config or $POSTROOM_CONFIG)", file=sys.stderr)
-        raise SystemExit(1) from None
 
 
 # -- commands -------------------------------------------------------------------------

@@ -63,8 +63,8 @@ class Processor:
     """See the module docstring. Construct, ``await nursery.start(p.run)``, then submit."""
 
     def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager, *,
-                 secret: bytes, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-                 ) -> None:
+                 secret: bytes, queue_mail: Callable[..., list[int]] | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.config = config
         self.store = store
         self.pm = pm
@@ -73,8 +73,11 @@ class Processor:
         self._accounts = {a.id: a for a in config.accounts}
         self.own_addresses = frozenset(
             address.lower() for a in config.accounts for address in (a.email, *a.aliases))
-        self.ctx = Processing(runtime=config.runtime, pm=pm, own_addresses=self.own_addresses,
-                              conversation_of_token=self._conversation_of_token, now=now)
+        self.ctx = Processing(runtime=config.runtime, pm=pm, accounts=self._accounts,
+                              own_addresses=self.own_addresses,
+                              conversation_of_token=self._conversation_of_token,
+                              follower_of_token=self._follower_of_token,
+                              queue_mail=queue_mail, now=now)
         self._send, self._receive = trio.open_memory_channel[tuple[RawMessage, _Reply]](
             INBOX_SIZE)
         self._hooks: trio.Nursery | None = None
@@ -190,3 +193,7 @@ class Processor:
     def _conversation_of_token(self, message_id: str) -> int | None:
         token = self._token(message_id)
         return token.conversation_id if token is not None else None
+
+    def _follower_of_token(self, message_id: str) -> int | None:
+        token = self._token(message_id)
+        return token.message_follower_id if token is not None else None

@@ -19,16 +19,18 @@ from __future__ import annotations
 __all__ = ["ImportJob", "ImportResult", "Processing", "import_message", "record_failure"]
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
 
-from daemon.crm.followers import add_followers, participants
+from daemon.crm.bounces import record_bounce
+from daemon.crm.followers import Participant, add_followers, participants
 from daemon.crm.identify import find_candidates
 from daemon.crm.mapping import map_parent_properties, message_properties
+from daemon.crm.replies import auto_reply_due, take_auto_reply_allowance
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.messages import Outcome, OutcomeStatus, RawMessage
 from daemon.plugins.events import MessageImported
@@ -43,16 +45,24 @@ class Processing:
     Attributes:
         runtime: the runtime configuration (``daemon.runtime.RuntimeConfig``).
         pm: the plugin manager.
+        accounts: the configured accounts by id.
         own_addresses: every account address and alias, lower-cased.
         conversation_of_token: verifies one of our signed Message-IDs, returning its
             conversation id (or None).
+        follower_of_token: the same for the message follower id it carries.
+        queue_mail: ``queue_mail(tx, account_id, **kwargs)`` composes and queues mail to
+            followers (:func:`daemon.outbox.queue.queue_to_followers`); None disables
+            automatic replies and notifications (``postroom inspect``).
         now: the clock (tests pass a fixed one).
     """
 
     runtime: Any
     pm: pluggy.PluginManager
+    accounts: Mapping[str, Any]
     own_addresses: frozenset[str]
     conversation_of_token: Callable[[str], int | None]
+    follower_of_token: Callable[[str], int | None]
+    queue_mail: Callable[..., list[int]] | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -92,9 +102,13 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
         return ImportResult(_store_raw(tx, ctx, raw, parsed, OutcomeStatus.DISCARDED,
                                        reason="our own mail came back (loop)",
                                        rules=job.classification.rules))
+    if kind is MessageKind.BOUNCE:
+        bounced = _record_bounce(tx, ctx, raw, parsed, job.classification)
+        if bounced is not None:
+            return ImportResult(bounced)
     conversation_id = _identify(tx, ctx, parsed)
     new_conversation = conversation_id is None
-    parent_cfg = parent_for(ctx.runtime, raw.account)
+    parent_cfg = ctx.runtime.parent_for(raw.account)
     if new_conversation and job.classification.automatic and not job.may_create_parent:
         return ImportResult(_store_raw(
             tx, ctx, raw, parsed, OutcomeStatus.DISCARDED,
@@ -111,6 +125,9 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
     followers = add_followers(tx, ctx.runtime, conversation_id, message_id,
                               parsed.message_id, people)
     _attach_files(tx, ctx, parent_cfg, parent_id, message_id, parsed)
+    if kind is MessageKind.NORMAL:
+        _send_replies(tx, ctx, raw, parsed, conversation_id, message_id, new_conversation,
+                      [p for _, p in followers])
     outcome = _store_raw(tx, ctx, raw, parsed, OutcomeStatus.IMPORTED,
                          message_id=message_id, rules=job.classification.rules)
     event = MessageImported(
@@ -151,22 +168,6 @@ def record_failure(tx: Tx, ctx: Processing, raw: RawMessage, error: str) -> Outc
     return Outcome(raw.source_key, OutcomeStatus.FAILED, reason=error)
 
 
-def parent_for(runtime: Any, account: str) -> Any | None:
-    """The ``conversationParents`` entry serving ``account``.
-
-    An entry naming the account wins; then one with an empty ``accounts`` list (every
-    account); then, when exactly one entry is configured, that one.
-    """
-    parents = list(runtime.conversation_parents)
-    for parent in parents:
-        if account in parent.accounts:
-            return parent
-    for parent in parents:
-        if not parent.accounts:
-            return parent
-    return parents[0] if len(parents) == 1 else None
-
-
 # -- steps ----------------------------------------------------------------------------
 
 
@@ -189,6 +190,46 @@ def _duplicate_of(tx: Tx, raw: RawMessage, parsed: ParsedMessage) -> str | None:
     if found is not None and found.status != OutcomeStatus.FAILED.value:
         return found.source_key
     return None
+
+
+def _record_bounce(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
+                   classification: Classification) -> Outcome | None:
+    assert classification.bounce is not None
+    record = record_bounce(tx, ctx.runtime, classification.bounce, ctx.now(),
+                           ctx.follower_of_token)
+    if record is None:
+        return None
+    tx.add_event("message.bounced", raw.account, {
+        "source_key": raw.source_key, "conversationmessageerror": record.error_id,
+        "messagefollower": record.message_follower_id,
+        "conversation": record.conversation_id})
+    return _store_raw(tx, ctx, raw, parsed, OutcomeStatus.IMPORTED,
+                      reason=f"bounce recorded as error {record.error_id} on message "
+                             f"follower {record.message_follower_id}",
+                      rules=classification.rules)
+
+
+def _send_replies(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
+                  conversation_id: int, message_id: int, new_conversation: bool,
+                  people: list[Participant]) -> None:
+    """Queue the automatic reply (new conversation) or hub notifications (a reply)."""
+    if ctx.queue_mail is None:
+        return
+    if not new_conversation:
+        ctx.queue_mail(tx, raw.account, conversation_id=conversation_id,
+                       conversation_message_id=message_id, kind="notification",
+                       author_email=parsed.from_.email if parsed.from_ else None)
+        return
+    account = ctx.accounts[raw.account]
+    now = ctx.now()
+    if not auto_reply_due(account, parsed, raw.received_at, now):
+        return
+    allowed = frozenset(p.email for p in people
+                        if take_auto_reply_allowance(tx, account, p.email, now))
+    if allowed:
+        ctx.queue_mail(tx, raw.account, conversation_id=conversation_id,
+                       conversation_message_id=message_id, kind="auto_reply",
+                       author_email=None, only=allowed)
 
 
 def _identify(tx: Tx, ctx: Processing, parsed: ParsedMessage) -> int | None:
