@@ -222,7 +222,7 @@ def body_marker(message_id: str) -> str:
             f"{_html.escape(text_marker(message_id))}</span>")
 
 
-_MARKER = re.compile(r"\[\s*ref\s*:(.{10,400}?)\]", re.I | re.S)
+_MARKER = re.compile(r"\[\s*ref\s*:([^\[\]]{10,400}?)\]", re.I)
 _TAGS = re.compile(r"<[^<>]*>")
 # Inside a marker, quoting and re-wrapping can only have added line breaks, quote
 # prefixes ("> ", "| ") and spaces; an encoded reply may have added soft-break "=".
