@@ -1,0 +1,177 @@
+"""``postroom inspect``: what the pipeline sees in a message, without storing anything.
+
+The tool an administrator reaches for when asking "why did this mail not become a
+ticket?": parsed fields, attachments and inline images, the classification and every rule
+that fired, bounce details, and — with a configuration whose store exists — whether the
+message is a duplicate and which conversation it would join, and why.
+"""
+
+from __future__ import annotations
+
+__all__ = ["inspect_files", "inspect_message"]
+
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from daemon.crm.identify import find_candidates
+from daemon.mail.classify import classify
+from daemon.mail.ids import parse_message_id
+from daemon.mail.model import ParsedMessage
+from daemon.mail.parse import parse_message
+
+TEXT_PREVIEW = 300
+
+
+def inspect_message(raw: bytes, *, config: Any = None, store: Any = None,
+                    secret: bytes | None = None, account: str | None = None) -> dict[str, Any]:
+    """Everything the pipeline decides about ``raw``, as a JSON-able dict."""
+    parsed = parse_message(raw)
+    own = frozenset(a.lower() for acc in (config.accounts if config else ())
+                    for a in (acc.email, *acc.aliases))
+    installation = config.daemon.installation_id if config else None
+
+    def ours(message_id: str) -> Any:
+        if secret is None:
+            return None
+        return parse_message_id(secret, message_id, installation=installation)
+
+    verdict = classify(parsed, own_addresses=own, loop_token=installation,
+                       verify_message_id=lambda mid: ours(mid) is not None)
+    report: dict[str, Any] = {
+        **_fields(parsed),
+        "classification": {"kind": verdict.kind.value, "rules": list(verdict.rules),
+                           "out_of_office": verdict.out_of_office},
+        "bounce": _bounce(verdict.bounce),
+    }
+    if config is not None and store is not None:
+        report["would_join"] = _would_join(config, store, parsed, account, ours)
+    return report
+
+
+def _fields(parsed: ParsedMessage) -> dict[str, Any]:
+    return {
+        "message_id": parsed.message_id,
+        "subject": parsed.subject,
+        "from": str(parsed.from_) if parsed.from_ else None,
+        "to": [str(a) for a in parsed.to],
+        "cc": [str(a) for a in parsed.cc],
+        "date": parsed.date.isoformat() if parsed.date else None,
+        "in_reply_to": list(parsed.in_reply_to),
+        "references": list(parsed.references),
+        "size": parsed.size,
+        "text": parsed.text[:TEXT_PREVIEW],
+        "has_html": parsed.html is not None,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type,
+                         "size": a.size, "origin": a.origin} for a in parsed.attachments],
+        "inline_images": [{"filename": a.filename, "content_id": a.content_id,
+                           "size": a.size} for a in parsed.inline_images],
+        "defects": list(parsed.defects),
+    }
+
+
+def _bounce(bounce: Any) -> dict[str, Any] | None:
+    if bounce is None:
+        return None
+    return {"recipient": bounce.recipient, "action": bounce.action, "status": bounce.status,
+            "diagnostic": bounce.diagnostic,
+            "original_message_id": bounce.original_message_id,
+            "permanent": bounce.permanent}
+
+
+def _would_join(config: Any, store: Any, parsed: ParsedMessage, account: str | None,
+                ours: Any) -> dict[str, Any]:
+    runtime = config.runtime
+
+    def look(tx: Any) -> dict[str, Any]:
+        accounts = [account] if account else [a.id for a in config.accounts]
+        for acc in accounts:
+            found = (tx.find_raw_by_message_id(acc, parsed.message_id) if parsed.message_id
+                     else tx.find_raw_by_sha256(acc, parsed.sha256))
+            if found is not None and found.status != "failed":
+                return {"duplicate_of": found.source_key, "status": found.status}
+        candidates = find_candidates(
+            tx, runtime, parsed, methods=runtime.identification_methods,
+            conversation_of_token=lambda mid: getattr(ours(mid), "conversation_id", None))
+        if candidates:
+            best = candidates[0]
+            return {"conversation": best.conversation_id, "method": best.method,
+                    "candidates": [[c.conversation_id, c.method] for c in candidates]}
+        return {"conversation": None, "method": "new conversation"}
+
+    with store.transaction() as tx:
+        return look(tx)
+
+
+def inspect_files(paths: Iterable[Path], *, config: Any = None, as_json: bool = False,
+                  out: TextIO | None = None) -> int:
+    """Inspect each file; print JSON lines or a readable report. Returns the exit code."""
+    out = out or sys.stdout
+    store, secret = _open_store(config)
+    code = 0
+    try:
+        for path in paths:
+            try:
+                raw = Path(path).read_bytes()
+            except OSError as exc:
+                print(f"{path}: {exc.strerror}", file=sys.stderr)
+                code = 1
+                continue
+            report = {"file": str(path), **inspect_message(raw, config=config, store=store,
+                                                           secret=secret)}
+            if as_json:
+                out.write(json.dumps(report, ensure_ascii=False, default=str) + "\n")
+            else:
+                _print_report(report, out)
+    finally:
+        if store is not None:
+            store.close()
+    return code
+
+
+def _open_store(config: Any) -> tuple[Any, bytes | None]:
+    """The configured store, read for lookups only, if it already exists."""
+    if config is None:
+        return None, None
+    from daemon.secretkey import load_secret_key
+    from daemon.store import open_store
+
+    path = config.daemon.sqlite_path
+    if path is not None and not Path(path).exists():
+        return None, None
+    return open_store(config.daemon.store), load_secret_key(config)
+
+
+def _print_report(report: dict[str, Any], out: TextIO) -> None:
+    c = report["classification"]
+    lines = [
+        f"== {report['file']}",
+        f"  subject:        {report['subject']}",
+        f"  from:           {report['from']}",
+        f"  to:             {', '.join(report['to'])}",
+        f"  cc:             {', '.join(report['cc'])}",
+        f"  date:           {report['date']}",
+        f"  message-id:     {report['message_id']}",
+        f"  in-reply-to:    {' '.join(report['in_reply_to'])}",
+        f"  references:     {' '.join(report['references'])}",
+        f"  classification: {c['kind']}"
+        + (" (out of office)" if c["out_of_office"] else ""),
+        f"  rules fired:    {', '.join(c['rules']) or '-'}",
+    ]
+    if report["bounce"]:
+        b = report["bounce"]
+        lines.append(f"  bounce:         {b['recipient']} {b['status']} {b['action']} "
+                     f"(original {b['original_message_id']}): {b['diagnostic']}")
+    for a in report["attachments"]:
+        lines.append(f"  attachment:     {a['filename']} ({a['content_type']}, "
+                     f"{a['size']} bytes, {a['origin']})")
+    for a in report["inline_images"]:
+        lines.append(f"  inline image:   {a['filename']} cid:{a['content_id']}")
+    if report["defects"]:
+        lines.append(f"  repaired:       {'; '.join(report['defects'])}")
+    if "would_join" in report:
+        lines.append(f"  would join:     {json.dumps(report['would_join'])}")
+    lines.append("  text:           " + report["text"].strip().replace("\n", "\n" + " " * 18))
+    out.write("\n".join(lines) + "\n")

@@ -1,0 +1,67 @@
+"""``postroom inspect``: parsed fields, verdicts and the conversation a message would join."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from daemon.cli import main
+from daemon.inspect import inspect_files
+from daemon.settings import load_config
+from tests.e2e.conftest import DEMO, write_config
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_json_lines_one_per_file_with_classification_and_bounce():
+    out = io.StringIO()
+    code = inspect_files([CORPUS / "postfix-dsn.eml", CORPUS / "exchange-oof-en.eml"],
+                         as_json=True, out=out)
+    assert code == 0
+    dsn, oof = (json.loads(line) for line in out.getvalue().splitlines())
+    assert dsn["file"].endswith("postfix-dsn.eml")
+    assert dsn["classification"]["kind"] == "bounce"
+    assert dsn["bounce"]["status"] == "5.1.1"
+    assert dsn["bounce"]["permanent"] is True
+    assert oof["classification"]["kind"] == "automatic"
+    assert oof["classification"]["out_of_office"] is True
+    assert "would_join" not in oof  # no configuration, no store
+
+
+async def test_with_a_store_it_says_which_conversation_and_why(tmp_path: Path):
+    import trio
+
+    from daemon.app import run_daemon
+    from tests.e2e.conftest import drop
+
+    config = load_config(write_config(tmp_path, http=False))
+    drop(tmp_path / "Maildir", "1", (DEMO / "messages" / "0001.request.eml").read_bytes())
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        status = daemon.handles["support"].status
+        with trio.fail_after(5):
+            while status.imported < 1:
+                await status.changed.wait()
+        stop.set()
+    out = io.StringIO()
+    inspect_files([DEMO / "messages" / "0003.reply.eml",
+                   DEMO / "messages" / "0001.request.eml",
+                   DEMO / "messages" / "0002.invoice.eml"], config=config, as_json=True,
+                  out=out)
+    reply, original, other = (json.loads(line) for line in out.getvalue().splitlines())
+    assert reply["would_join"]["method"] == "references"
+    assert isinstance(reply["would_join"]["conversation"], int)
+    assert original["would_join"]["duplicate_of"].startswith("maildir:support:")
+    assert other["would_join"] == {"conversation": None, "method": "new conversation"}
+    assert other["attachments"][0]["filename"] == "invoice-2231.txt"
+
+
+def test_cli_readable_report(capsys):
+    assert main(["inspect", str(CORPUS / "plain-customer.eml"), "--config",
+                 "does-not-exist.toml"]) == 0
+    text = capsys.readouterr().out
+    assert "classification: normal" in text
+    assert "subject:" in text
