@@ -8,7 +8,7 @@ the supervisor decides by the resulting class only (:mod:`daemon.errors`)::
     imapclient LoginError (NO to LOGIN)  -> AuthError     "login refused by h:p: <why>"
     ssl.SSLCertVerificationError         -> ConnectError  "certificate verify failed for h:p: <why>"
     ssl.SSLError (handshake, bad record) -> ConnectError  "TLS failed with h:p: <why>"
-    TimeoutError / socket.timeout        -> ConnectError  "timed out talking to h:p"
+    TimeoutError (socket.timeout)        -> ConnectError  "timed out talking to h:p"
     ConnectionRefusedError               -> ConnectError  "connection refused by h:p"
     other OSError (reset, unreachable)   -> ConnectError  "connection to h:p failed: <why>"
     imaplib abort (EOF, BYE, garbage)    -> ConnectError  "connection to h:p lost: <why>"
@@ -26,7 +26,6 @@ __all__ = ["map_errors", "translate"]
 
 import imaplib
 import re
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +46,10 @@ def _text(exc: BaseException) -> str:
     return quoted.group(1) if quoted else text
 
 
+def _ssl_reason(exc: ssl.SSLError) -> str:
+    return getattr(exc, "reason", None) or _text(exc)
+
+
 def translate(exc: BaseException, where: str, account: str | None = None,
               ) -> PostroomError | None:
     """The postroom error for a library exception, or None if it is not one of ours to map.
@@ -63,12 +66,11 @@ def translate(exc: BaseException, where: str, account: str | None = None,
     if isinstance(exc, imap_exc.LoginError):
         return AuthError(f"login refused by {where}: {_text(exc)}", account=account)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = exc.verify_message or exc.reason or _text(exc)
+        reason = getattr(exc, "verify_message", None) or _ssl_reason(exc)
         return ConnectError(f"certificate verify failed for {where}: {reason}", account=account)
     if isinstance(exc, ssl.SSLError):
-        return ConnectError(f"TLS failed with {where}: {exc.reason or _text(exc)}",
-                            account=account)
-    if isinstance(exc, TimeoutError | socket.timeout):
+        return ConnectError(f"TLS failed with {where}: {_ssl_reason(exc)}", account=account)
+    if isinstance(exc, TimeoutError):  # socket.timeout is an alias
         return ConnectError(f"timed out talking to {where}", account=account)
     if isinstance(exc, ConnectionRefusedError):
         return ConnectError(f"connection refused by {where}", account=account)

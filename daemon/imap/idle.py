@@ -162,8 +162,7 @@ async def _first(*waiters: Callable[[], Awaitable[Any]]) -> int:
 
 async def _wait_for_new_mail(session: ImapSession) -> None:
     """Return once the server sent EXISTS; raise ConnectError on BYE or a dead link."""
-    assert session.client is not None
-    if not isinstance(getattr(session.client._imap, "file", None), io.BufferedReader):
+    if not _peekable(session):
         await _wait_in_thread(session)
         return
     waited = False
@@ -181,6 +180,12 @@ async def _wait_for_new_mail(session: ImapSession) -> None:
         waited = False
         if _classify(session, lines):
             return
+
+
+def _peekable(session: ImapSession) -> bool:
+    """Whether imaplib reads through a BufferedReader we can peek at (Python <= 3.13)."""
+    assert session.client is not None
+    return isinstance(getattr(session.client._imap, "file", None), io.BufferedReader)
 
 
 def _classify(session: ImapSession, lines: list[bytes]) -> bool:
