@@ -113,12 +113,9 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
         DSN get ``action="failed"`` and the status found in the text (if any).
     """
     rules: list[str] = []
-    recipients: list[BounceInfo] = []
-    original = _original_message_id(msg)
-    for part in msg.attachments:
-        if part.content_type in _DSN_TYPES:
-            rules.append("bounce.dsn")
-            recipients += parse_delivery_status(part.data, original_message_id=original)
+    reports = [part for part in msg.attachments if part.content_type in _DSN_TYPES]
+    if reports:
+        rules.append("bounce.dsn")
     failed_header = msg.header("x-failed-recipients")
     if failed_header:
         rules.append("bounce.x-failed-recipients")
@@ -131,6 +128,10 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
         rules.append("bounce.subject")
     if not rules:
         return None
+    original = _original_message_id(msg)
+    recipients: list[BounceInfo] = []
+    for part in reports:
+        recipients += parse_delivery_status(part.data, original_message_id=original)
     if not recipients:
         recipients = _text_recipients(msg, failed_header, original)
     return BounceReport(tuple(recipients), tuple(rules))
