@@ -490,6 +490,22 @@ class AutoReply(_TomlModel):
         return self
 
 
+class ClosedParent(_TomlModel):
+    """``closed_parent``: what a reply to a conversation whose parent is closed does.
+
+    The parent counts as closed when its ``property`` holds one of ``values``. Then a
+    person's reply either reopens it (``action = "reopen"``: ``property`` is set to
+    ``reopen_value``) or starts a new conversation and parent (``action = "new"``), linked
+    to the old conversation through ``previousconversation``. Automatic mail (out-of-office
+    replies, bounces) joins the old conversation and never reopens anything.
+    """
+
+    property: NonEmpty
+    values: tuple[str, ...] = ("closed",)
+    action: Literal["reopen", "new"] = "reopen"
+    reopen_value: str = "open"
+
+
 class Account(_TomlModel):
     """``[[accounts]]``: one mailbox postroom reads and sends from.
 
@@ -532,6 +548,7 @@ class Account(_TomlModel):
     stable_after_seconds: float = Field(default=5 * MINUTES, ge=0)
     auth_failures_before_park: int = Field(default=3, ge=1)
     auto_reply: AutoReply = AutoReply()
+    closed_parent: ClosedParent | None = None
 
     @property
     def addresses(self) -> frozenset[str]:

@@ -14,6 +14,7 @@ from daemon.secrets import Secret
 from daemon.settings import (
     Account,
     AutoReply,
+    ClosedParent,
     Config,
     DaemonSettings,
     HttpSettings,
@@ -744,6 +745,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "[[imap_connections]]": ImapConnection,
     "[[accounts]]": Account,
     "auto_reply": AutoReply,
+    "closed_parent": ClosedParent,
 }
 
 

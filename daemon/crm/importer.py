@@ -107,8 +107,12 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
         if bounced is not None:
             return ImportResult(bounced)
     conversation_id = _identify(tx, ctx, parsed)
-    new_conversation = conversation_id is None
     parent_cfg = ctx.runtime.parent_for(raw.account)
+    previous = None
+    if conversation_id is not None and not job.classification.automatic:
+        conversation_id, previous = _closed_parent_policy(
+            tx, ctx, ctx.accounts[raw.account], parent_cfg, conversation_id)
+    new_conversation = conversation_id is None
     if new_conversation and job.classification.automatic and not job.may_create_parent:
         return ImportResult(_store_raw(
             tx, ctx, raw, parsed, OutcomeStatus.DISCARDED,
@@ -117,6 +121,9 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
     parent_id = None
     if new_conversation:
         conversation_id, parent_id = _start_conversation(tx, ctx, parent_cfg, parsed)
+        if previous is not None:
+            tx.update(ctx.runtime.conversation.limetype, conversation_id,
+                      {"previousconversation": previous})
     else:
         parent_id = _parent_of(tx, ctx, parent_cfg, conversation_id)
     assert conversation_id is not None
@@ -230,6 +237,28 @@ def _send_replies(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessag
         ctx.queue_mail(tx, raw.account, conversation_id=conversation_id,
                        conversation_message_id=message_id, kind="auto_reply",
                        author_email=None, only=allowed)
+
+
+def _closed_parent_policy(tx: Tx, ctx: Processing, account: Any, parent_cfg: Any,
+                          conversation_id: int) -> tuple[int | None, int | None]:
+    """Apply ``closed_parent`` to a person's reply: ``(conversation to join, previous)``.
+
+    Reopening updates the parent and keeps the conversation; ``new`` returns no
+    conversation (so one is started) and the old one as ``previous``.
+    """
+    policy = account.closed_parent
+    parent_id = _parent_of(tx, ctx, parent_cfg, conversation_id)
+    if policy is None or parent_id is None:
+        return conversation_id, None
+    parent = tx.get(parent_cfg.limetype, parent_id)
+    if parent is None or parent.get(policy.property) not in policy.values:
+        return conversation_id, None
+    if policy.action == "new":
+        return None, conversation_id
+    tx.update(parent_cfg.limetype, parent_id, {policy.property: policy.reopen_value})
+    tx.add_event("parent.reopened", account.id, {"limetype": parent_cfg.limetype,
+                                                 "id": parent_id})
+    return conversation_id, None
 
 
 def _identify(tx: Tx, ctx: Processing, parsed: ParsedMessage) -> int | None:

@@ -172,7 +172,7 @@ def mislabelled_ascii_message() -> bytes:
         "MIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
         "Hälsningar från Malmö – tack för hjälpen!\r\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 FILES = {

@@ -294,3 +294,56 @@ class _Breaker:
 
 
 breaker = _Breaker()
+
+
+CLOSED = {"property": "helpdeskstatus", "values": ["closed", "resolved"],
+          "reopen_value": "open"}
+
+
+async def _close_first_ticket(h) -> int:
+    await h.feed(mail(message_id="m1@acme.example"))
+    helpdesk = await h.one("helpdesk")
+    await h.store.run(lambda tx: tx.update("helpdesk", helpdesk.id,
+                                           {"helpdeskstatus": "resolved"}))
+    return helpdesk.id
+
+
+async def test_reply_reopens_a_closed_parent(make_harness):
+    h = await make_harness(account={"closed_parent": {**CLOSED, "action": "reopen"}})
+    helpdesk_id = await _close_first_ticket(h)
+    await h.feed(mail("Re: Help please", message_id="m2@acme.example",
+                      in_reply_to="m1@acme.example"))
+    assert (await h.one("helpdesk")).get("helpdeskstatus") == "open"
+    assert {m.get("conversation") for m in await h.find("conversationmessage")} == {
+        (await h.one("helpdesk")).get("conversation")}
+    assert (await h.one("helpdesk")).id == helpdesk_id
+
+
+async def test_reply_to_a_closed_parent_can_start_a_new_conversation(make_harness):
+    h = await make_harness(account={"closed_parent": {**CLOSED, "action": "new"}})
+    await _close_first_ticket(h)
+    await h.feed(mail("Re: Help please", message_id="m2@acme.example",
+                      in_reply_to="m1@acme.example"))
+    old, new = await h.find("conversation")
+    assert new.get("previousconversation") == old.id
+    first, second = await h.find("helpdesk")
+    assert first.get("helpdeskstatus") == "resolved" and second.get("conversation") == new.id
+
+
+async def test_out_of_office_never_reopens_a_closed_parent(make_harness):
+    h = await make_harness(account={"closed_parent": {**CLOSED, "action": "reopen"}})
+    await _close_first_ticket(h)
+    await h.feed(mail("Automatic reply: Help please", message_id="oof@acme.example",
+                      in_reply_to="m1@acme.example", headers=OOF))
+    assert (await h.one("helpdesk")).get("helpdeskstatus") == "resolved"
+    assert len(await h.find("conversation")) == 1
+
+
+async def test_an_unsubscribed_follower_stays_unsubscribed(make_harness):
+    h = await make_harness()
+    await h.feed(mail(message_id="m1@acme.example"))
+    ann = await h.one("follower", email="ann@acme.example")
+    await h.store.run(lambda tx: tx.update("follower", ann.id, {"subscribed": False}))
+    await h.feed(mail("Re: Help please", message_id="m2@acme.example",
+                      in_reply_to="m1@acme.example"))
+    assert (await h.one("follower", email="ann@acme.example")).get("subscribed") is False
