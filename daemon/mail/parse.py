@@ -6,6 +6,19 @@ unexpected internal failure still yields a message with the raw text as its body
 ``internal-error:<Type>`` defect, so one poisonous message can never block a mailbox
 (Zammad #2754, #1877).
 
+Defects, by source:
+
+* headers: ``duplicate-header:<name>``, ``missing-header:from``,
+  ``missing-header:message-id``, ``bad-message-id``, ``bad-address:<field>``,
+  ``multiple-from``, ``bad-date``, ``8bit-header``, ``mbox-from-line``,
+  ``missing-header-separator``, ``leading-continuation-line``;
+* structure: ``invalid-content-type``, ``multipart-without-boundary``,
+  ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``;
+* content: ``charset:<declared>-><used>``, ``base64-repaired``,
+  ``unknown-transfer-encoding``, ``uuencode-repaired``, ``uuencode-without-begin``,
+  ``tnef-unreadable``;
+* ``internal-error:<ExceptionType>`` - a parser bug; the fuzz tests keep this unreachable.
+
 Design notes (rules from the helpdesk survey, shared/reference/helpdesk-ingestion.md §7):
 
 * MIME splitting is done by :mod:`daemon.mail.mime` with ``bytes.find`` and compiled
