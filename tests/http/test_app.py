@@ -38,7 +38,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def test_probes_need_no_token(running):
-    daemon, client, _ = running
+    _, client, _ = running
     assert (await client.get("/livez")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
@@ -86,7 +86,7 @@ async def test_objects_filter_and_fetch_one(running):
 
 
 async def test_status_metrics_and_sync(running):
-    daemon, client, root = running
+    _, client, _ = running
     status = (await client.get("/status")).json()
     (account,) = status["accounts"]
     assert account["account"] == "support" and account["kind"] == "maildir"
