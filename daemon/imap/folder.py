@@ -11,6 +11,11 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
   ``initial_until``  UIDNEXT when the account was first enabled (or after a resync):
                      below it only unread messages (and, with ``import_since``, only those
                      that arrived since that date) are imported; above it, every message;
+  ``flagged_uid``    flags are settled up to this UID: every committed message up to it
+                     got ``\\Seen`` or was moved. Above it (up to ``last_uid``) a crash
+                     may have struck between a commit and its flag change; each round
+                     starts by finishing those (unread ones, by the outcome stored for
+                     them), since they are never fetched again;
   ``highestmodseq``  HIGHESTMODSEQ at the SELECT of the last complete round, when the
                      server offers CONDSTORE (a cheap "anything changed?" for later work);
   ``resyncs``        consecutive rounds that found UIDVALIDITY changed.
@@ -26,7 +31,8 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
   and discarded messages get ``\\Seen``; failed ones, and ones above
   ``max_message_bytes`` (judged from RFC822.SIZE, never downloaded), move to the failure
   folder (created when missing; MOVE, RFC 6851, or COPY + \\Deleted + UID EXPUNGE).
-  A crash between commit and flag change leaves a message unread in the folder: harmless.
+  ``flagged_uid`` (below) makes a crash between commit and flag change harmless: the next
+  session finishes the flags.
 * UIDVALIDITY is checked by a fresh SELECT at the start of every round. Changed: SELECT
   again to rule out a glitch, then start over like a first enable (``last_uid`` 0,
   ``initial_until`` = UIDNEXT). The processor deduplicates by
@@ -59,7 +65,7 @@ import structlog
 from daemon.actors.status import AccountStatus, Submit
 from daemon.errors import PostroomError, ProtocolError
 from daemon.imap.connection import ImapSession, SelectInfo
-from daemon.messages import Checkpoint, Outcome, RawMessage, SourceKey
+from daemon.messages import Checkpoint, Outcome, OutcomeStatus, RawMessage, SourceKey
 
 log = structlog.get_logger("postroom.imap")
 
@@ -109,9 +115,11 @@ class FolderState:
     initial_until: int = 1
     highestmodseq: int | None = None
     resyncs: int = 0
+    flagged_uid: int = 0
 
 
-_FIELDS = ("uidvalidity", "last_uid", "initial_until", "highestmodseq", "resyncs")
+_FIELDS = ("uidvalidity", "last_uid", "initial_until", "highestmodseq", "resyncs",
+           "flagged_uid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +206,8 @@ class FolderSync:
         state = FolderState(uidvalidity=info.uidvalidity, last_uid=0,
                             initial_until=uidnext, highestmodseq=None, resyncs=resyncs)
         await self._save(uidvalidity=state.uidvalidity, last_uid=0,
-                         initial_until=uidnext, highestmodseq=None, resyncs=resyncs)
+                         initial_until=uidnext, highestmodseq=None, resyncs=resyncs,
+                         flagged_uid=0)
         return state
 
     async def reset_resyncs(self) -> None:
@@ -221,6 +230,7 @@ class FolderSync:
             unsettled and is fetched again next time.
         """
         await self._select()
+        await self._finish_flags()
         handled = 0
         while (top := await self._highest_uid()) > self.state.last_uid:
             for lo in range(self.state.last_uid + 1, top + 1, SEARCH_WINDOW):
@@ -311,8 +321,7 @@ class FolderSync:
         """Hand one message to the processor; its commit also advances ``last_uid``."""
         message = RawMessage(
             account=self.account.id,
-            source_key=SourceKey("imap", self.account.id, self.folder,
-                                 self.state.uidvalidity, uid),
+            source_key=self._source_key(uid),
             raw=raw,
             received_at=received_at if isinstance(received_at, datetime) else None,
             checkpoint=Checkpoint(self.account.id, checkpoint_key(self.folder, "last_uid"),
@@ -329,11 +338,42 @@ class FolderSync:
         return outcome
 
     async def _settle_through(self, uid: int) -> None:
-        """Every UID up to ``uid`` is done (imported or deliberately skipped)."""
-        if uid > self.state.last_uid:
-            await self._save(last_uid=uid)
-            self.state = replace(self.state, last_uid=uid)
+        """Every UID up to ``uid`` is done (imported or deliberately skipped), flags set."""
+        if uid > self.state.last_uid or uid > self.state.flagged_uid:
+            await self._save(last_uid=uid, flagged_uid=uid)
+            self.state = replace(self.state, last_uid=uid, flagged_uid=uid)
             self.status.extra["last_uid"] = uid
+
+    async def _finish_flags(self) -> None:
+        """Set the flags a crash left unset: unread messages in ``flagged_uid+1..last_uid``.
+
+        Their outcomes are committed (with ``last_uid``) but the flag change that follows
+        in groups was cut short, so they would stay unread (or, failed, in the folder) for
+        good. Each gets what :meth:`_download_and_submit` would have given it, judged by
+        the status stored for its source key; UIDs without a record were skipped on
+        purpose and are left alone. A checkpoint; no-op when nothing is pending.
+        """
+        lo, hi = self.state.flagged_uid + 1, self.state.last_uid
+        if lo > hi:
+            return
+        uids = await self._search_range(lo, hi, ["UNSEEN"])
+        keys = {uid: self._source_key(uid) for uid in uids if lo <= uid <= hi}
+
+        def read(tx: Any) -> dict[int, str]:
+            return {uid: record.status for uid, key in keys.items()
+                    if (record := tx.get_raw(key)) is not None}
+
+        statuses = await self.store.run(read) if keys else {}
+        failed = sorted(u for u, s in statuses.items() if s == OutcomeStatus.FAILED.value)
+        seen = sorted(u for u, s in statuses.items() if s != OutcomeStatus.FAILED.value)
+        await self._mark_seen(seen)
+        await self._move_to_failure_folder(failed)
+        await self._save(flagged_uid=hi)
+        self.state = replace(self.state, flagged_uid=hi)
+        log.info("imap.flags.finished", first=lo, last=hi, seen=len(seen), moved=len(failed))
+
+    def _source_key(self, uid: int) -> str:
+        return SourceKey("imap", self.account.id, self.folder, self.state.uidvalidity, uid)
 
     # -- flags and the failure folder ---------------------------------------------------
 
@@ -396,11 +436,14 @@ class FolderSync:
 
         values = await self.store.run(read)
         ints = {name: int(v) for name, v in values.items() if v not in (None, "")}
+        last_uid = ints.get("last_uid", 0)
         return FolderState(uidvalidity=ints.get("uidvalidity"),
-                           last_uid=ints.get("last_uid", 0),
+                           last_uid=last_uid,
                            initial_until=ints.get("initial_until", 1),
                            highestmodseq=ints.get("highestmodseq"),
-                           resyncs=ints.get("resyncs", 0))
+                           resyncs=ints.get("resyncs", 0),
+                           # stores from before flagged_uid existed: nothing pending
+                           flagged_uid=ints.get("flagged_uid", last_uid))
 
     async def _save(self, **values: int | None) -> None:
         """Write the given fields in one transaction; None deletes the checkpoint."""
