@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -361,6 +361,18 @@ class Dovecot:
                 c.create_folder(folder)
             resp = c.append(folder, raw, flags=flags, msg_time=when)
         return int(resp.split(b"APPENDUID", 1)[1].split()[1].rstrip(b"]"))
+
+    def append_many(self, user: MailUser, raws: Iterable[bytes], folder: str = "INBOX",
+                    flags: tuple[bytes, ...] = ()) -> list[int]:
+        """APPEND many messages over one connection (a big backlog in seconds); their UIDs."""
+        uids = []
+        with self.client(user) as c:
+            if not c.folder_exists(folder):
+                c.create_folder(folder)
+            for raw in raws:
+                resp = c.append(folder, raw, flags=flags)
+                uids.append(int(resp.split(b"APPENDUID", 1)[1].split()[1].rstrip(b"]")))
+        return uids
 
     def create_folder(self, user: MailUser, folder: str) -> None:
         with self.client(user) as c:

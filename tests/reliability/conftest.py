@@ -1,0 +1,212 @@
+"""Shared pieces of the fault drills (docs/reliability.md).
+
+* ``dovecot`` (session): one throw-away Dovecot (tests/fakes/dovecot.py); each drill adds
+  its own user.
+* :func:`write_drill_config`: a TOML file with one IMAP account (``support``) and,
+  optionally, one Maildir account (``local``), SQLite store, JSON logs, no HTTP.
+* :func:`reference_census`: what an *uninterrupted* import of the same messages stores,
+  computed with the daemon's own processor on a separate store. The drills compare
+  against it, so "lost" and "duplicated" mean "differs from a run without faults", not a
+  guess of which generated messages the classifier keeps.
+* :func:`take_census`: what a store holds (conversation messages by ``emailid``, raw
+  records by status, source keys, checkpoints).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from daemon.actors.processor import Processor
+from daemon.app import build_plugin_manager, open_daemon_store
+from daemon.imap.folder import checkpoint_key
+from daemon.messages import Checkpoint, RawMessage, SourceKey
+from daemon.secretkey import load_secret_key
+from daemon.settings import Config, load_config
+from daemon.store import open_store
+from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "config" / "demo"
+ACCOUNT = "support"
+MAILDIR_ACCOUNT = "local"
+PASSWORD_ENV = "POSTROOM_DRILL_PASSWORD"
+FAILURE_FOLDER = "postroom-failed"
+
+#: ``POSTROOM_DRILLS=long`` runs the long forms (marked ``slow``) instead of skipping them.
+LONG = os.environ.get("POSTROOM_DRILLS", "").lower() == "long"
+
+
+def long_form_only() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not LONG, reason="long form: set POSTROOM_DRILLS=long")
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    if dovecot_binary() is None:
+        pytest.skip("dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
+    server = Dovecot()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@dataclass(frozen=True)
+class Imap:
+    """Where the daemon's IMAP account connects, and how patient it is."""
+
+    port: int
+    user: MailUser
+    backoff_cap: float = 2.0
+    read_timeout: float = 10.0
+    connect_timeout: float = 5.0
+
+
+def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
+                       maildir: bool = False) -> Path:
+    """Write ``root/postroom.toml`` (+ runtime and seed files); return its path.
+
+    Args:
+        root: an empty directory; the store is ``root/postroom.db``.
+        imap: the IMAP account's server port, user and timings.
+        store_query: appended to the SQLite URL, e.g. ``?busy_timeout_ms=50``.
+        maildir: also configure the Maildir account ``local`` (``root/Maildir``).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO / "runtime.json", root / "runtime.json")
+    shutil.copy(DEMO / "seed.json", root / "seed.json")
+    text = textwrap.dedent(f"""\
+        [daemon]
+        store = "sqlite:///postroom.db{store_query}"
+        runtime = "runtime.json"
+        seed_objects = "seed.json"
+        log_format = "json"
+        shutdown_grace_seconds = 5
+
+        [http]
+        enabled = false
+
+        [[imap_connections]]
+        id = "dovecot"
+        imap_host = "127.0.0.1"
+        imap_port = {imap.port}
+        imap_tls = "none"
+        smtp_host = "127.0.0.1"
+        smtp_tls = "none"
+        connect_timeout_seconds = {imap.connect_timeout}
+        read_timeout_seconds = {imap.read_timeout}
+
+        [[accounts]]
+        id = "{ACCOUNT}"
+        email = "support@demo.example"
+        aliases = ["help@demo.example"]
+        auth = "dovecot"
+        username = "{imap.user.name}"
+        password_env = "{PASSWORD_ENV}"
+        failure_folder = "{FAILURE_FOLDER}"
+        backoff_cap_seconds = {imap.backoff_cap}
+        stable_after_seconds = 30
+        """)
+    if maildir:
+        text += textwrap.dedent(f"""
+            [[accounts]]
+            id = "{MAILDIR_ACCOUNT}"
+            email = "local@demo.example"
+            auth = "maildir"
+            maildir = "Maildir"
+            failure_folder = "{FAILURE_FOLDER}"
+            backoff_cap_seconds = {imap.backoff_cap}
+            stable_after_seconds = 30
+            """)
+        for sub in ("new", "cur", "tmp"):
+            (root / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
+    (root / "postroom.toml").write_text(text)
+    return root / "postroom.toml"
+
+
+def drill_environ(imap: Imap) -> dict[str, str]:
+    """The environment the daemon needs (the account's password)."""
+    return {**os.environ, PASSWORD_ENV: imap.user.password}
+
+
+def load_drill_config(path: Path, imap: Imap) -> Config:
+    return load_config(path, environ=drill_environ(imap))
+
+
+# -- what a store holds ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Census:
+    """The contents of a store that the drills judge.
+
+    Attributes:
+        emailids: conversation messages counted by ``emailid`` (the Message-ID).
+        statuses: raw records counted by status (imported, discarded, duplicate, failed).
+        source_keys: every raw record's source key.
+        checkpoints: the IMAP account's checkpoints by name (``last_uid`` ...).
+    """
+
+    emailids: Counter[str]
+    statuses: Counter[str]
+    source_keys: frozenset[str]
+    checkpoints: dict[str, str | None]
+
+    def lost_and_duplicated(self, reference: Census) -> tuple[int, int]:
+        """Conversation messages the reference has and this lacks, and extra copies."""
+        lost = sum((reference.emailids - self.emailids).values())
+        duplicated = sum((self.emailids - reference.emailids).values())
+        return lost, duplicated
+
+
+def take_census(db: Path, *, limit: int = 100_000) -> Census:
+    """Read ``db`` (blocking; from Trio use ``trio.to_thread.run_sync``)."""
+    store = open_store(f"sqlite:///{db}")
+    try:
+        with store.transaction() as tx:
+            messages = tx.find("conversationmessage")
+            raws = tx.list_raw(limit=limit)
+            checkpoints = {name: tx.get_checkpoint(ACCOUNT, checkpoint_key("INBOX", name))
+                           for name in ("uidvalidity", "last_uid", "flagged_uid")}
+    finally:
+        store.close()
+    return Census(emailids=Counter(str(m.get("emailid")) for m in messages),
+                  statuses=Counter(r.status for r in raws),
+                  source_keys=frozenset(r.source_key for r in raws),
+                  checkpoints=checkpoints)
+
+
+def imap_source_key(uidvalidity: int, uid: int) -> str:
+    return SourceKey("imap", ACCOUNT, "INBOX", uidvalidity, uid)
+
+
+async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int, bytes]],
+                           uidvalidity: int) -> Census:
+    """Import ``(uid, raw)`` pairs in order, without faults, into ``root``'s own store.
+
+    Uses the daemon's processor and store exactly as ``run_daemon`` builds them, so the
+    result is what an undisturbed daemon stores for these messages.
+    """
+    config = load_drill_config(write_drill_config(root, imap), imap)
+    pm = build_plugin_manager(config)
+    store = await open_daemon_store(config)
+    try:
+        processor = Processor(config, store, pm, secret=load_secret_key(config))
+        for uid, raw in messages:
+            await processor.process(RawMessage(
+                account=ACCOUNT, source_key=imap_source_key(uidvalidity, uid), raw=raw,
+                folder="INBOX",
+                checkpoint=Checkpoint(ACCOUNT, checkpoint_key("INBOX", "last_uid"),
+                                      str(uid))))
+    finally:
+        await store.aclose()
+    return await trio.to_thread.run_sync(take_census, root / "postroom.db")
