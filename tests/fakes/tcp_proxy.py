@@ -152,6 +152,7 @@ class TcpProxy:
         self._flowing = trio.Event()
         self._flowing.set()
         self._stall_until = 0.0
+        self._fault_dealt = trio.Event()
 
     # -- manual controls ------------------------------------------------------------------
 
@@ -163,7 +164,7 @@ class TcpProxy:
         """
         if seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {seconds}")
-        self.counters.stalls += 1
+        self._count("stalls")
         until = trio.current_time() + seconds
         if self._flowing.is_set():
             self._flowing = trio.Event()
@@ -188,6 +189,10 @@ class TcpProxy:
         """
         return await self._close_all(reset=True)
 
+    async def next_fault(self) -> None:
+        """Return once the next fault (manual or planned) has been dealt. A checkpoint."""
+        await self._fault_dealt.wait()
+
     @property
     def open_connections(self) -> int:
         return len(self._links)
@@ -200,11 +205,13 @@ class TcpProxy:
         for link in links:
             await link.close(reset=reset)
         if links:
-            if reset:
-                self.counters.resets += 1
-            else:
-                self.counters.drops += 1
+            self._count("resets" if reset else "drops")
         return len(links)
+
+    def _count(self, fault: str) -> None:
+        setattr(self.counters, fault, getattr(self.counters, fault) + 1)
+        self._fault_dealt.set()
+        self._fault_dealt = trio.Event()
 
     async def _lift_stall(self) -> None:
         while (left := self._stall_until - trio.current_time()) > 0:

@@ -10,6 +10,10 @@
   guess of which generated messages the classifier keeps.
 * :func:`take_census`: what a store holds (conversation messages by ``emailid``, raw
   records by status, source keys, checkpoints).
+* :func:`running_daemon`, :func:`wait_for_status`: the daemon in the test's own Trio run,
+  and event-driven waits on an account's status.
+* :func:`report`: a drill's figures, printed in a "fault drills" section at the end of
+  the pytest run (so CI logs show ``lost=0 duplicated=0`` even when everything passes).
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ import os
 import shutil
 import textwrap
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
 
 from daemon.actors.processor import Processor
-from daemon.app import build_plugin_manager, open_daemon_store
+from daemon.actors.status import AccountState, AccountStatus
+from daemon.app import Daemon, build_plugin_manager, open_daemon_store, run_daemon
 from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, SourceKey
 from daemon.secretkey import load_secret_key
@@ -47,6 +54,22 @@ LONG = os.environ.get("POSTROOM_DRILLS", "").lower() == "long"
 
 def long_form_only() -> pytest.MarkDecorator:
     return pytest.mark.skipif(not LONG, reason="long form: set POSTROOM_DRILLS=long")
+
+
+_FIGURES: list[str] = []
+
+
+def report(line: str) -> None:
+    """Record a drill's figures; pytest prints them at the end of the run, pass or fail."""
+    print(line)
+    _FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("fault drills")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +233,30 @@ async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int,
     finally:
         await store.aclose()
     return await trio.to_thread.run_sync(take_census, root / "postroom.db")
+
+
+# -- the daemon in this Trio run ---------------------------------------------------------
+
+@asynccontextmanager
+async def running_daemon(config: Config) -> AsyncIterator[Daemon]:
+    """Run :func:`run_daemon` in the caller's Trio run; stop it on the way out."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon: Daemon = await nursery.start(partial(run_daemon, config, stop=stop,
+                                                     handle_signals=False))
+        try:
+            yield daemon
+        finally:
+            stop.set()
+
+
+async def wait_for_status(status: AccountStatus,
+                          predicate: Callable[[AccountStatus], bool]) -> None:
+    """Return once ``predicate(status)`` holds, re-checked on every status change."""
+    while not predicate(status):
+        await status.changed.wait()
+
+
+def caught_up_to(uid: int) -> Callable[[AccountStatus], bool]:
+    """An IMAP account is idle with ``last_uid`` at ``uid``: everything imported, flagged."""
+    return lambda s: s.state is AccountState.IDLE and s.extra.get("last_uid") == uid

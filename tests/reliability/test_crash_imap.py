@@ -41,6 +41,7 @@ from tests.reliability.conftest import (
     imap_source_key,
     long_form_only,
     reference_census,
+    report,
     take_census,
     write_drill_config,
 )
@@ -137,7 +138,7 @@ async def run_drill(drill: Drill, dovecot: Dovecot, tmp_path: Path) -> None:
 
     census = await trio.to_thread.run_sync(take_census, tmp_path / "drill" / "postroom.db")
     lost, duplicated = census.lost_and_duplicated(reference)
-    print(f"crash drill: messages={drill.messages} runs={drill.runs} "
+    report(f"crash drill: messages={drill.messages} runs={drill.runs} "
           f"conversationmessages={sum(census.emailids.values())} "
           f"lost={lost} duplicated={duplicated}")
     assert (lost, duplicated) == (0, 0)
