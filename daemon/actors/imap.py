@@ -43,22 +43,25 @@ from __future__ import annotations
 __all__ = ["run_imap_account"]
 
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit
+from daemon.errors import ConfigError, ConfigProblem
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.folder import FolderSync, ResyncLimitReached
 from daemon.imap.idle import idle_until_change
 from daemon.imap.login import LoginMethod, password_login
+from daemon.settings import Account, ImapConnection
+from daemon.store import AsyncStore
 
 log = structlog.get_logger("postroom.imap")
 
 
-async def run_imap_account(account: Any, connection: Any, *, submit: Submit, store: Any,
-                           handle: AccountHandle, login: LoginMethod | None = None,
+async def run_imap_account(account: Account, connection: ImapConnection, *, submit: Submit,
+                           store: AsyncStore, handle: AccountHandle,
+                           login: LoginMethod | None = None,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                            ) -> None:
     """Keep ``account``'s folder synced forever; see the module docstring.
@@ -81,11 +84,11 @@ async def run_imap_account(account: Any, connection: Any, *, submit: Submit, sto
     Raises:
         AuthError: the server refused the login.
         ConnectError, ProtocolError: the connection failed or the server misbehaved.
-        ConfigError: ``imap_tls = "none"`` towards a non-loopback host.
+        ConfigError: ``imap_tls = "none"`` towards a non-loopback host, or no password.
         StoreBusyError: the store could not commit.
     """
     structlog.contextvars.bind_contextvars(account=account.id, folder=account.folder)
-    login = login or password_login(account.login, account.password)
+    login = login or _password_login(account)
     started = False
 
     def report_started() -> None:
@@ -102,8 +105,9 @@ async def run_imap_account(account: Any, connection: Any, *, submit: Submit, sto
         await _park(folder, handle, reason)
 
 
-async def _run_session(account: Any, connection: Any, login: LoginMethod, *, submit: Submit,
-                       store: Any, handle: AccountHandle, ready: Callable[[], None],
+async def _run_session(account: Account, connection: ImapConnection, login: LoginMethod, *,
+                       submit: Submit, store: AsyncStore, handle: AccountHandle,
+                       ready: Callable[[], None],
                        ) -> tuple[FolderSync, str]:
     """Connect and serve until an error; return only when the folder must park."""
     async with open_session(connection, login, account=account.id) as session:
@@ -116,7 +120,7 @@ async def _run_session(account: Any, connection: Any, login: LoginMethod, *, sub
     raise AssertionError("unreachable: _serve returns only by raising")
 
 
-async def _serve(session: ImapSession, folder: FolderSync, account: Any,
+async def _serve(session: ImapSession, folder: FolderSync, account: Account,
                  handle: AccountHandle) -> None:
     """Sync round, wait for a change (or the renewal time), sync round, ... forever."""
     status = handle.status
@@ -134,6 +138,14 @@ async def _serve(session: ImapSession, folder: FolderSync, account: Any,
             status.set_state(AccountState.IDLE)
             with trio.move_on_after(account.poll_interval_seconds):
                 await handle.wakeups.receive()
+
+
+def _password_login(account: Account) -> LoginMethod:
+    if account.password is None:
+        raise ConfigError([ConfigProblem(
+            "config", f"accounts.{account.id}.password_env",
+            "an IMAP account needs password_env or password_file")])
+    return password_login(account.login, account.password)
 
 
 def _idle_state(status: AccountStatus) -> Callable[[], None]:

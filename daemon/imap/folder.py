@@ -20,8 +20,9 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
                      server offers CONDSTORE (a cheap "anything changed?" for later work);
   ``resyncs``        consecutive rounds that found UIDVALIDITY changed.
 
-* New mail: NOOP, then ``UID SEARCH UID *`` gives the highest UID (``n:*`` always matches the last
-  message, even when ``n`` is above it, so ranges are always closed: ``lo:hi``). UIDs
+* New mail: UIDNEXT from SELECT bounds the UIDs to look at; later in the round NOOP, then
+  ``UID SEARCH UID *``, gives the highest UID (``n:*`` always matches the last message,
+  even when ``n`` is above it, so ranges are always closed: ``lo:hi``). UIDs
   above ``last_uid`` are searched in windows of :data:`SEARCH_WINDOW` UIDs, their sizes
   fetched in batches of :data:`META_BATCH`, and their bodies (``BODY.PEEK[]``, so
   nothing is marked read early) in groups of at most :data:`DOWNLOAD_BUDGET` bytes, so
@@ -66,6 +67,7 @@ from daemon.actors.status import AccountStatus, Submit
 from daemon.errors import PostroomError, ProtocolError
 from daemon.imap.connection import ImapSession, SelectInfo
 from daemon.messages import Checkpoint, Outcome, OutcomeStatus, RawMessage, SourceKey
+from daemon.store import AsyncStore, Tx
 
 log = structlog.get_logger("postroom.imap")
 
@@ -95,10 +97,6 @@ class AccountSettings(Protocol):
     failure_folder: str
     max_message_bytes: int
     import_since: date | None
-
-
-class AsyncStoreLike(Protocol):
-    async def run(self, fn: Any, *args: Any) -> Any: ...
 
 
 def checkpoint_key(folder: str, name: str) -> str:
@@ -141,7 +139,7 @@ class FolderSync:
     """
 
     def __init__(self, session: ImapSession, account: AccountSettings, *,
-                 store: AsyncStoreLike, submit: Submit, status: AccountStatus) -> None:
+                 store: AsyncStore, submit: Submit, status: AccountStatus) -> None:
         self.session = session
         self.account = account
         self.folder = account.folder
@@ -151,10 +149,11 @@ class FolderSync:
         self.state = FolderState()
         self._pending_modseq: int | None = None
         self._failure_folder_ready = False
+        self._loaded = False
 
     # -- SELECT and UIDVALIDITY, at the start of every round ----------------------------
 
-    async def _select(self) -> None:
+    async def _select(self) -> SelectInfo:
         """SELECT the folder and reconcile UIDVALIDITY with the stored state.
 
         Done every round, not only after connecting: a folder deleted and recreated under
@@ -167,7 +166,10 @@ class FolderSync:
             ConnectError: the connection failed.
         """
         info = await self.session.select(self.folder)
-        stored = await self._load()
+        if not self._loaded:  # afterwards this actor, the only writer, knows the state
+            self.state = await self._load()
+            self._loaded = True
+        stored = self.state
         if stored.uidvalidity is None:
             self.state = await self._begin(info, resyncs=0)
             log.info("imap.folder.first_sync", uidvalidity=info.uidvalidity,
@@ -182,14 +184,13 @@ class FolderSync:
             self.state = await self._begin(info, resyncs=stored.resyncs + 1)
             log.warning("imap.uidvalidity.changed", old=stored.uidvalidity,
                         new=info.uidvalidity, resyncs=stored.resyncs + 1)
-        else:
-            self.state = stored
-            if stored.resyncs:
-                self.state = replace(stored, resyncs=0)
-                await self._save(resyncs=0)
+        elif stored.resyncs:
+            self.state = replace(stored, resyncs=0)
+            await self._save(resyncs=0)
         self._pending_modseq = info.highestmodseq
         self.status.extra.update(folder=self.folder, uidvalidity=info.uidvalidity,
                                  last_uid=self.state.last_uid)
+        return info
 
     async def _confirm_change(self, first: SelectInfo) -> SelectInfo:
         """SELECT once more: a real change repeats, a glitch does not."""
@@ -229,20 +230,24 @@ class FolderSync:
             TransientError from ``submit`` (e.g. StoreBusyError): the message stays
             unsettled and is fetched again next time.
         """
-        await self._select()
+        info = await self._select()
         await self._finish_flags()
         handled = 0
-        while (top := await self._highest_uid()) > self.state.last_uid:
+        # UIDNEXT - 1 bounds what SELECT saw; afterwards NOOP + SEARCH catches what arrived
+        # during the round (its EXISTS went to our FETCHes, so IDLE would not repeat it).
+        top = info.uidnext - 1 if info.uidnext is not None else await self._highest_uid()
+        while top > self.state.last_uid:
             for lo in range(self.state.last_uid + 1, top + 1, SEARCH_WINDOW):
                 hi = min(top, lo + SEARCH_WINDOW - 1)
                 uids = await self._search(lo, hi)
                 for batch in _chunks(uids, META_BATCH):
                     handled += await self._handle_batch(batch)
                 await self._settle_through(hi)
-        if self._pending_modseq is not None:
-            await self._save(highestmodseq=self._pending_modseq)
-            self.state = replace(self.state, highestmodseq=self._pending_modseq)
-            self._pending_modseq = None
+            top = await self._highest_uid()
+        modseq, self._pending_modseq = self._pending_modseq, None
+        if modseq is not None and modseq != self.state.highestmodseq:
+            await self._save(highestmodseq=modseq)
+            self.state = replace(self.state, highestmodseq=modseq)
         return handled
 
     async def _highest_uid(self) -> int:
@@ -431,7 +436,7 @@ class FolderSync:
     async def _load(self) -> FolderState:
         account, keys = self.account.id, {f: checkpoint_key(self.folder, f) for f in _FIELDS}
 
-        def read(tx: Any) -> dict[str, str | None]:
+        def read(tx: Tx) -> dict[str, str | None]:
             return {name: tx.get_checkpoint(account, key) for name, key in keys.items()}
 
         values = await self.store.run(read)
@@ -450,7 +455,7 @@ class FolderSync:
         account = self.account.id
         items = [(checkpoint_key(self.folder, name), value) for name, value in values.items()]
 
-        def write(tx: Any) -> None:
+        def write(tx: Tx) -> None:
             for key, value in items:
                 if value is None:
                     tx.delete_checkpoints(account, key)

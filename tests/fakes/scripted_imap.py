@@ -29,6 +29,7 @@ class ScriptedImap:
     Attributes:
         idle_reply: sent in one write when the client says IDLE.
         after_idle: sent, each in its own write, after ``idle_reply``.
+        release_after_idle: if given, ``after_idle`` waits until this event is set.
         login_reply: the tagged reply to LOGIN (``{tag}`` is filled in).
         hang_on: commands (upper case) that get no answer at all.
         ssl_context: serve TLS with this server context.
@@ -39,6 +40,7 @@ class ScriptedImap:
 
     idle_reply: bytes = b"+ idling\r\n"
     after_idle: list[bytes] = field(default_factory=list)
+    release_after_idle: trio.Event | None = None
     login_reply: bytes = b"{tag} OK [CAPABILITY " + CAPABILITIES + b"] Logged in\r\n"
     hang_on: frozenset[str] = frozenset()
     ssl_context: ssl.SSLContext | None = None
@@ -78,6 +80,8 @@ class ScriptedImap:
                 if command == "IDLE":
                     idle_tag = tag
                     await stream.send_all(self.idle_reply)
+                    if self.release_after_idle is not None:
+                        await self.release_after_idle.wait()
                     for chunk in self.after_idle:
                         await stream.send_all(chunk)
                     continue

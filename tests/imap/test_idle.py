@@ -112,11 +112,24 @@ async def test_quiet_idle_returns_for_renewal_after_exactly_renew_after(scripted
 
 async def test_without_a_peekable_buffer_idle_falls_back_to_a_worker_thread(scripted,
                                                                            monkeypatch):
+    """(imapclient's own idle_check, like any poll, cannot see bytes already buffered, so
+    the new mail is sent only once the client is waiting.)"""
     monkeypatch.setattr(idle_module, "_peekable", lambda session: False)
     monkeypatch.setattr(idle_module, "FALLBACK_SLICE", 0.05)
-    server = ScriptedImap(idle_reply=b"+ idling\r\n", after_idle=[b"* 9 EXISTS\r\n"])
+    release = trio.Event()
+    server = ScriptedImap(idle_reply=b"+ idling\r\n", after_idle=[b"* 9 EXISTS\r\n"],
+                          release_after_idle=release)
     session = await scripted(server)
     _, wakeups = trio.open_memory_channel(1)
-    with trio.fail_after(5):
-        end = await idle_until_change(session, renew_after=HOUR, wakeups=wakeups)
+
+    async def release_when_waiting() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        assert imap_limiter().borrowed_tokens == 1  # the fallback does hold a thread
+        release.set()
+
+    async with trio.open_nursery() as nursery:
+        with trio.fail_after(5):
+            end = await idle_until_change(
+                session, renew_after=HOUR, wakeups=wakeups,
+                on_idle=lambda: nursery.start_soon(release_when_waiting))
     assert end is IdleEnd.NEW_MAIL
