@@ -27,6 +27,7 @@ __all__ = ["FakeSmtp", "Received", "free_port"]
 import socket
 import ssl
 import threading
+import warnings
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -140,6 +141,11 @@ class FakeSmtp:
             kwargs |= {"authenticator": self._authenticate, "auth_required": True,
                        "auth_exclude_mechanism": [m for m in ("PLAIN", "LOGIN")
                                                   if m not in self.mechanisms]}
+        # aiosmtpd warns on every connection to a server taking AUTH without STARTTLS; that
+        # is the point of the implicit-TLS and no-STARTTLS scenarios. (Set here, inside the
+        # test's own warning filters, which pytest resets per test.)
+        warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS",
+                                category=UserWarning)
         controller = Controller(_Handler(self), **kwargs)
         controller.start()
         self._controller = controller

@@ -1,0 +1,405 @@
+"""The outbox actor: delivers what the store's outbox holds, retries, and records results.
+
+State owned: an :class:`OutboxStatus` (state, counters, last error), the
+:class:`RetryPolicy`, a random source for jitter, and a coalescing wake-up channel. The
+queue itself lives in the store (``outbox`` table); the actor holds nothing that a
+restart would lose.
+
+Receives: wake-ups through :meth:`OutboxActor.wakeup` (a memory channel of size 1, so
+any number of wake-ups before the actor looks collapse into one round): the API calls it
+after queueing a reply, the processor after a commit that queued mail. Without a wake-up
+it looks at ``tx.due(now)`` every ``poll_interval`` seconds (default 2), or exactly when
+a retry it scheduled falls due, whichever comes first.
+
+Sends: each due item, oldest first, through its account's transport
+(:func:`daemon.outbox.transport.transport_for`: SMTP, the demo's Maildir, or
+"unavailable" for OAuth accounts). Items of different accounts go out concurrently, one
+SMTP session per account and round. Results go to the store:
+
+* accepted: ``mark_sent`` and the event ``outbox.sent``, at once after the server's
+  ``250`` (a delayed-delivery error, if any, is resolved); then a copy to the IMAP
+  ``sent_folder`` (best effort);
+* transient failure (4xx, connection failures, refused login): ``mark_retry`` with
+  exponential backoff and jitter; the first one also records a ``delivery_delayed``
+  ``conversationmessageerror`` on the message follower, so the agent can see it; after
+  ``max_attempts`` or ``give_up_after`` the item fails;
+* permanent failure (5xx; nothing can send it): ``mark_failed`` and a ``delivery``
+  ``conversationmessageerror`` (the SMTP code and text, the date) on the message
+  follower. A recipient refused with 5xx also marks the follower ``failing``.
+
+States (:class:`OutboxState`): ``idle`` (waiting for a wake-up or the next poll),
+``sending`` (a round is running).
+
+Errors: an exception while delivering one item (even a bug) counts as a transient failure
+of that item: one bad item never blocks the queue. A store error during a round is logged,
+shown in the status, and the round is tried again at the next poll.
+
+At least once, and the window: an item is sent, then marked sent. A crash (or a store
+failure) after the server accepted the message and before ``mark_sent`` committed sends
+it again after the restart, with the same bytes and Message-ID; nothing can close that
+window with SMTP. It is kept to one store transaction: the send and its ``mark_sent`` run
+shielded from cancellation (bounded by the SMTP timeouts), and ``mark_sent`` is retried
+a few times before giving up. The Maildir transport is exactly-once (file names carry the
+outbox id).
+
+Cancellation: between items at any checkpoint; the item in flight finishes its SMTP
+transaction and its bookkeeping first, then the actor exits.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OutboxActor", "OutboxState", "OutboxStatus", "RetryPolicy"]
+
+import contextlib
+import enum
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+import trio
+
+from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
+from daemon.outbox.sentcopy import append_sent, wants_sent_copy
+from daemon.outbox.smtp import SmtpRejected
+from daemon.outbox.transport import Sender, Transport, transport_for
+from daemon.settings import HOURS, SECONDS
+from daemon.store.asyncstore import AsyncStore
+from daemon.store.base import OutboxItem, Tx
+
+log = structlog.get_logger("postroom.outbox")
+
+#: The error types written to ``conversationmessageerror.type``.
+DELIVERY = "delivery"
+DELIVERY_DELAYED = "delivery_delayed"
+
+
+class OutboxState(enum.Enum):
+    IDLE = "idle"        # waiting for a wake-up or the next poll
+    SENDING = "sending"  # a round of due items is being delivered
+
+
+@dataclass
+class OutboxStatus:
+    """Mutable, owned by the actor; ``as_json`` is what /status may show."""
+
+    state: OutboxState = OutboxState.IDLE
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    last_error: str | None = None
+    changed: trio.Event = field(default_factory=trio.Event, repr=False)
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"state": self.state.value, "sent": self.sent, "retried": self.retried,
+                "failed": self.failed, "last_error": self.last_error}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for transient failures: exponential, capped, with "equal jitter".
+
+    The delay before attempt ``n + 1`` is uniformly random in ``[d/2, d]`` where
+    ``d = min(cap, base * 2 ** (n - 1))``: spread out (a restarted server is not hit by
+    every item at once) but never much shorter than planned.
+
+    Attributes:
+        base: the first delay, seconds.
+        cap: the longest delay, seconds.
+        max_attempts: give up after this many attempts...
+        give_up_after: ...or once the item is this old (seconds), whichever comes first.
+    """
+
+    base: float = 30 * SECONDS
+    cap: float = 1 * HOURS
+    max_attempts: int = 60
+    give_up_after: float = 48 * HOURS
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Seconds to wait after the ``attempts``-th failed attempt (1-based)."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        return ceiling / 2 + rng.random() * ceiling / 2
+
+    def gives_up(self, attempts: int, age: timedelta) -> bool:
+        return attempts >= self.max_attempts or age.total_seconds() >= self.give_up_after
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+SentCopy = Callable[[Any, Any, Sequence[bytes]], Awaitable[None]]
+
+
+class OutboxActor:
+    """See the module docstring. Construct, ``await nursery.start(actor.run)``, wake it.
+
+    Args:
+        config: the daemon's :class:`~daemon.settings.Config`.
+        store: the AsyncStore holding the outbox.
+        policy: the retry policy.
+        poll_interval: seconds between looks at the queue without a wake-up.
+        batch_size: items per round.
+        now: the clock for due times and backoff (tests derive it from Trio's clock).
+        rng: the random source for jitter.
+        transports: ``(config, account) -> Transport`` (tests substitute fakes).
+        sent_copy: ``await sent_copy(config, account, raws)``; None disables the copies.
+    """
+
+    def __init__(self, config: Any, store: AsyncStore, *, policy: RetryPolicy = RetryPolicy(),
+                 poll_interval: float = 2 * SECONDS, batch_size: int = 50,
+                 now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
+                 transports: Callable[[Any, Any], Transport] = transport_for,
+                 sent_copy: SentCopy | None = append_sent) -> None:
+        if poll_interval <= 0 or batch_size < 1:
+            raise ValueError("poll_interval must be positive and batch_size at least 1")
+        self.config = config
+        self.store = store
+        self.policy = policy
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+        self.status = OutboxStatus()
+        self._now = now
+        self._rng = rng or random.Random()
+        self._transports = transports
+        self._sent_copy = sent_copy
+        self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
+        self._retry_at: list[datetime] = []  # retries this actor scheduled, still ahead
+
+    def wakeup(self) -> None:
+        """Ask for a round now. Never blocks; call from the Trio thread."""
+        with contextlib.suppress(trio.WouldBlock):
+            self._wake_send.send_nowait(None)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """Deliver due items until cancelled (see the module docstring)."""
+        task_status.started()
+        while True:
+            handled = await self._round()
+            if handled >= self.batch_size:
+                await trio.lowlevel.checkpoint()
+                continue
+            with trio.move_on_after(self._wait()):
+                await self._wake_receive.receive()
+
+    def _wait(self) -> float:
+        """Seconds until the next poll, or sooner when a retry we scheduled falls due."""
+        now = self._now()
+        self._retry_at = [t for t in self._retry_at if t > now]
+        if not self._retry_at:
+            return self.poll_interval
+        return min(self.poll_interval, (min(self._retry_at) - now).total_seconds())
+
+    async def _round(self) -> int:
+        self._set_state(OutboxState.SENDING)
+        try:
+            return await self.deliver_due()
+        except TransientError as exc:
+            log.warning("outbox.round_failed", error=str(exc))
+            self.status.last_error = str(exc)
+            return 0
+        finally:
+            self._set_state(OutboxState.IDLE)
+
+    async def deliver_due(self) -> int:
+        """One round: deliver every item due now (up to ``batch_size``).
+
+        A checkpoint. Returns how many items were handled (sent, retried or failed).
+
+        Raises:
+            TransientError: the store could not be read (nothing was sent).
+        """
+        now = self._now()
+        items = await self.store.run(lambda tx: tx.due(now, self.batch_size))
+        by_account: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            by_account.setdefault(item.account, []).append(item)
+        async with trio.open_nursery() as nursery:
+            for account_id, batch in by_account.items():
+                nursery.start_soon(self._deliver_account, account_id, batch)
+        return len(items)
+
+    # -- one account -------------------------------------------------------------------
+
+    async def _deliver_account(self, account_id: str, items: list[OutboxItem]) -> None:
+        try:
+            account = self.config.account(account_id)
+        except KeyError:
+            for item in items:
+                await self._fail(item, f"account {account_id!r} is no longer configured")
+            return
+        sent: list[bytes] = []
+        async with self._transports(self.config, account).session() as sender:
+            for index, item in enumerate(items):
+                outcome = await self._deliver_one(sender, item)
+                if outcome is None:
+                    sent.append(item.raw)
+                elif isinstance(outcome, ConnectError):
+                    for later in items[index + 1:]:
+                        await self._retry(later, outcome)
+                    break
+        if sent and self._sent_copy is not None and wants_sent_copy(self.config, account):
+            await self._copy(account, sent)
+
+    async def _deliver_one(self, sender: Sender, item: OutboxItem) -> Exception | None:
+        """Send one item and record the result; returns None when sent, else the error.
+
+        Shielded: a send that started finishes, and its result is recorded.
+        """
+        with trio.CancelScope(shield=True):
+            try:
+                reply = await sender.send(item)
+            except PermanentError as exc:
+                await self._fail(item, str(exc), exc)
+                return exc
+            except (TransientError, AuthError) as exc:
+                await self._retry(item, exc)
+                return exc
+            except Exception as exc:  # a bug must not block the queue: retry it later
+                log.error("outbox.send_crashed", outbox=item.id, account=item.account,
+                          error=f"{type(exc).__name__}: {exc}")
+                await self._retry(item, exc)
+                return exc
+            await self._mark_sent(item, reply)
+        return None
+
+    # -- results -----------------------------------------------------------------------
+
+    async def _mark_sent(self, item: OutboxItem, reply: str) -> None:
+        """``mark_sent`` right after the server's acceptance; retried so that a busy store
+        does not turn into a second send."""
+        when = self._now()
+        for attempt in range(4):
+            try:
+                await self.store.run(_record_sent, self.config.runtime, item, reply, when)
+                break
+            except TransientError as exc:
+                if attempt == 3:
+                    log.error("outbox.mark_sent_failed", outbox=item.id, error=str(exc))
+                    raise
+                await trio.sleep(2 ** attempt)
+        self.status.sent += 1
+        self.status.notify()
+        log.info("outbox.sent", account=item.account, outbox=item.id,
+                 message_id=item.message_id, kind=item.kind, reply=reply)
+
+    async def _retry(self, item: OutboxItem, exc: BaseException) -> None:
+        error = str(exc) or type(exc).__name__
+        attempts = item.attempts + 1
+        now = self._now()
+        age = now - (item.created_at or now)
+        if self.policy.gives_up(attempts, age):
+            await self._fail(item, f"gave up after {attempts} attempts: {error}")
+            return
+        next_at = now + timedelta(seconds=self.policy.delay(attempts, self._rng))
+        await self.store.run(_record_retry, self.config.runtime, item, error, next_at, now)
+        self._retry_at.append(next_at)
+        self.status.retried += 1
+        self.status.last_error = error
+        self.status.notify()
+        log.warning("outbox.retry", account=item.account, outbox=item.id,
+                    message_id=item.message_id, attempts=attempts, error=error,
+                    next_attempt_at=next_at.isoformat())
+
+    async def _fail(self, item: OutboxItem, error: str,
+                    exc: BaseException | None = None) -> None:
+        recipient_refused = isinstance(exc, SmtpRejected) and exc.recipient is not None
+        await self.store.run(_record_failure, self.config.runtime, item, error, self._now(),
+                             recipient_refused)
+        self.status.failed += 1
+        self.status.last_error = error
+        self.status.notify()
+        log.error("outbox.failed", account=item.account, outbox=item.id,
+                  message_id=item.message_id, error=error)
+
+    async def _copy(self, account: Any, raws: list[bytes]) -> None:
+        assert self._sent_copy is not None
+        try:
+            await self._sent_copy(self.config, account, raws)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("outbox.sent_copy_failed", account=account.id, count=len(raws),
+                        error=error)
+            data = {"count": len(raws), "error": error}
+            await self.store.run(lambda tx: tx.add_event("outbox.sent_copy_failed",
+                                                         account.id, data))
+
+    def _set_state(self, state: OutboxState) -> None:
+        self.status.state = state
+        self.status.notify()
+
+
+# -- store transactions (run in the store's worker thread) --------------------------------
+
+
+def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:
+    assert item.id is not None
+    tx.mark_sent(item.id, when)
+    _resolve_delays(tx, runtime, item, when)
+    tx.add_event("outbox.sent", item.account, {
+        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
+        "kind": item.kind, "conversationmessage": item.conversation_message_id,
+        "reply": reply})
+
+
+def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: datetime,
+                  now: datetime) -> None:
+    assert item.id is not None
+    tx.mark_retry(item.id, error, next_at)
+    if item.attempts == 0:
+        _error_record(tx, runtime, item, DELIVERY_DELAYED,
+                      f"delivery to {item.recipient} is delayed and will be retried: {error}",
+                      now)
+    tx.add_event("outbox.retry", item.account, {
+        "outbox": item.id, "recipient": item.recipient, "attempts": item.attempts + 1,
+        "error": error, "next_attempt_at": next_at.isoformat()})
+
+
+def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: datetime,
+                    recipient_refused: bool) -> None:
+    assert item.id is not None
+    tx.mark_failed(item.id, error)
+    _resolve_delays(tx, runtime, item, now)
+    _error_record(tx, runtime, item, DELIVERY, error, now)
+    if recipient_refused and item.message_follower_id is not None:
+        _mark_follower_failing(tx, runtime, item.message_follower_id)
+    tx.add_event("outbox.failed", item.account, {
+        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
+        "conversationmessage": item.conversation_message_id, "error": error})
+
+
+def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
+                  now: datetime) -> None:
+    ecfg = runtime.conversation_message_error
+    tx.create(ecfg.limetype, {
+        ecfg.property_type: kind,
+        ecfg.property_error_message: error,
+        ecfg.property_date: now.isoformat(),
+        ecfg.relation_message_follower: item.message_follower_id,
+        "recipient": item.recipient,
+        "outbox": item.id,
+    })
+
+
+def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> None:
+    """Mark this item's open ``delivery_delayed`` records resolved."""
+    ecfg = runtime.conversation_message_error
+    for record in tx.find(ecfg.limetype, {"outbox": item.id,
+                                          ecfg.property_type: DELIVERY_DELAYED}):
+        if not record.get(ecfg.property_resolved_date):
+            tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: now.isoformat()})
+
+
+def _mark_follower_failing(tx: Tx, runtime: Any, message_follower_id: int) -> None:
+    mf, fcfg = runtime.message_follower, runtime.follower
+    row = tx.get(mf.limetype, message_follower_id)
+    follower_id = row.get(mf.relation_follower) if row is not None else None
+    if type(follower_id) is int and tx.get(fcfg.limetype, follower_id) is not None:
+        tx.update(fcfg.limetype, follower_id, {"failing": True})
