@@ -14,6 +14,10 @@ a sync round ends at the newest UID. Then:
 
 Short form by default; ``POSTROOM_DRILLS=long`` runs the long form (2,000 messages, 20
 kills). The kill points come from a fixed seed, so a failure reproduces.
+
+The drill's first run found committed messages left unread for good (a crash between a
+commit and the ``\\Seen`` of its group); :func:`test_6_flags_cut_short_by_a_crash_are_finished`
+pins the fix (the ``flagged_uid`` checkpoint, daemon/imap/folder.py) without a process.
 """
 
 from __future__ import annotations
@@ -27,22 +31,34 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
+from structlog.testing import capture_logs
 
 from benchmarks.messages import generate_messages
-from tests.fakes.dovecot import Dovecot
+from daemon.actors.imap import run_imap_account
+from daemon.actors.status import AccountHandle, AccountStatus
+from daemon.errors import ConnectError
+from daemon.messages import Outcome, RawMessage
+from daemon.store import AsyncStore, open_store
+from daemon.supervisor import RestartPolicy, supervise
+from tests.actors.conftest import make_account, make_connection
+from tests.fakes.dovecot import Dovecot, make_message
+from tests.fakes.processor import POISON, FakeProcessor
 from tests.reliability.conftest import (
     FAILURE_FOLDER,
     Imap,
+    caught_up_to,
     drill_environ,
     imap_source_key,
     long_form_only,
     reference_census,
     report,
     take_census,
+    wait_for_status,
     write_drill_config,
 )
 
@@ -174,3 +190,41 @@ async def test_sigkill_during_imap_import_short(dovecot: Dovecot, tmp_path: Path
 @long_form_only()
 async def test_sigkill_during_imap_import_long(dovecot: Dovecot, tmp_path: Path):
     await run_drill(LONG, dovecot, tmp_path)
+
+
+async def test_6_flags_cut_short_by_a_crash_are_finished(dovecot: Dovecot, tmp_path: Path):
+    """A session dies after its group's commits but before their flags: the next one
+    sets ``\\Seen`` (and moves the failed message) without fetching anything again."""
+    user = dovecot.add_user()
+    raws = [make_message(f"Question {n}") for n in range(4)]
+    raws.append(make_message("Unprocessable", extra_headers=POISON.decode() + "\r\n"))
+    uids = await trio.to_thread.run_sync(dovecot.append_many, user, raws)
+    account = make_account(user, failure_folder=FAILURE_FOLDER)
+    handle = AccountHandle(AccountStatus(account=account.id, kind="imap"))
+    async with AsyncStore(open_store(f"sqlite:///{tmp_path}/postroom.db")) as store:
+        processor = FakeProcessor(store)
+
+        async def submit(message: RawMessage) -> Outcome:
+            outcome = await processor.submit(message)
+            if len(processor.committed) == len(raws):  # the group's last commit
+                raise ConnectError("the session died before setting the flags")
+            return outcome
+
+        run = partial(run_imap_account, account, make_connection(dovecot), submit=submit,
+                      store=store, handle=handle)
+        with capture_logs() as logs, trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(partial(supervise, run, handle,
+                                            RestartPolicy(base=0.05, cap=0.1)))
+                await wait_for_status(handle.status, caught_up_to(max(uids)))
+                nursery.cancel_scope.cancel()
+
+    assert handle.status.reconnects == 1
+    assert len(processor.committed) == len(raws)  # nothing fetched twice
+    [finished] = [e for e in logs if e["event"] == "imap.flags.finished"]
+    assert (finished["seen"], finished["moved"]) == (4, 1)
+    inbox = await trio.to_thread.run_sync(dovecot.messages, user)
+    assert sorted(inbox) == uids[:4]
+    assert all(SEEN in flags for flags, _ in inbox.values())
+    failed = await trio.to_thread.run_sync(dovecot.messages, user, FAILURE_FOLDER)
+    assert [raw for _, raw in failed.values()] == [raws[4]]
