@@ -34,8 +34,9 @@ it is moved to the failure folder and the next message follows.
 
 Cancellation: at any checkpoint. A blocking IMAP call in flight is abandoned and its socket
 shut down; a message being committed finishes its transaction in the store's thread and,
-if committed, is not fetched again (its flags may stay unset: harmless). The connection is
-closed (LOGOUT when healthy, bounded to 2 s) on the way out.
+if committed, is not fetched again (the next round sets the flags it missed, see
+``flagged_uid``). The connection is closed (LOGOUT when healthy, bounded to 2 s) on the
+way out.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def _password_login(account: Account) -> LoginMethod:
 
 
 def _idle_state(status: AccountStatus) -> Callable[[], None]:
-    """Show ``idle`` once the server has accepted IDLE (not before: tests rely on it)."""
+    """Show ``idle`` once the server has accepted IDLE, so ``idle`` means "watching"."""
     def enter() -> None:
         if status.state is not AccountState.IDLE:
             status.set_state(AccountState.IDLE)

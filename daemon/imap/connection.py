@@ -44,6 +44,8 @@ __all__ = [
     "tls_context",
 ]
 
+import functools
+import os
 import socket
 import ssl
 import threading
@@ -118,6 +120,11 @@ class SelectInfo:
 def tls_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
     """The client TLS context for ``settings``, or None for ``imap_tls = "none"``.
 
+    Contexts are shared: building one loads the CA store (about 60 ms and 0.8 MB with the
+    system store), which 1,000 accounts reconnecting at once must not pay 1,000 times. A
+    context is reused for the same CA file (and modification time) and verification flag;
+    the host name is checked per connection (``server_hostname``), not per context.
+
     Raises:
         ConfigError: ``none`` towards a host that is not loopback, or an unknown mode.
     """
@@ -133,9 +140,15 @@ def tls_context(settings: ConnectionSettings) -> ssl.SSLContext | None:
             "config", "imap_connections.imap_tls",
             f'must be "implicit", "starttls" or "none", not "{mode}"')])
     ca_file = str(settings.ca_file) if settings.ca_file else None
+    stamp = os.stat(ca_file).st_mtime_ns if ca_file else 0
+    return _shared_context(ca_file, stamp, bool(settings.verify_certificates))
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_context(ca_file: str | None, _stamp: int, verify: bool) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if not settings.verify_certificates:
+    if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context

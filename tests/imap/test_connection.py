@@ -9,9 +9,14 @@ import pytest
 import trio
 
 from daemon.errors import AuthError, ConfigError, ConnectError
-from daemon.imap.connection import imap_limiter, set_imap_thread_limit, tls_context
+from daemon.imap.connection import (
+    imap_limiter,
+    open_session,
+    set_imap_thread_limit,
+    tls_context,
+)
 from tests.fakes.scripted_imap import ScriptedImap
-from tests.imap.conftest import PASSWORD
+from tests.imap.conftest import PASSWORD, settings_for
 
 
 def tls_settings(**overrides) -> SimpleNamespace:
@@ -32,6 +37,13 @@ def test_certificates_are_verified_by_default_against_the_given_ca(ca_file):
     assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
     assert context.minimum_version is ssl.TLSVersion.TLSv1_2
     assert context.cert_store_stats()["x509_ca"] == 1  # only the private CA
+
+
+def test_contexts_are_shared_between_connections(ca_file):
+    first = tls_context(tls_settings(ca_file=ca_file))
+    assert tls_context(tls_settings(ca_file=ca_file, imap_host="other.example.com")) is first
+    assert tls_context(tls_settings(ca_file=ca_file, verify_certificates=False)) is not first
+    assert tls_context(tls_settings()) is not first
 
 
 def test_verification_can_be_switched_off_explicitly():
@@ -85,3 +97,18 @@ async def test_cancelling_a_call_abandons_it_and_closes_the_socket(scripted):
     assert session.broken
     with pytest.raises(ConnectError, match="is closed"):
         await session.call(session.client.noop)
+
+
+async def test_the_login_step_is_pluggable(nursery):
+    server = ScriptedImap()
+    await nursery.start(server.serve)
+    used = []
+
+    async def token_login(session) -> None:  # what an XOAUTH2 method would look like
+        used.append(session.where)
+        await session.call(session.client.login, "ann", "token-from-elsewhere", chain=False)
+
+    async with open_session(settings_for(server), token_login, account="a") as session:
+        assert session.has("IDLE")
+    assert used == [f"127.0.0.1:{server.port}"]
+    assert any(b"LOGIN ann" in line for line in server.commands)
