@@ -70,6 +70,10 @@ class Harness:
     async def raw(self, source_key: str) -> Any:
         return await self.store.run(lambda tx: tx.get_raw(source_key))
 
+    async def outbox(self) -> list[Any]:
+        """Every queued outgoing email, oldest first."""
+        return await self.store.run(lambda tx: tx.due(NOW.replace(year=2100), limit=1000))
+
 
 @pytest.fixture
 def make_harness(tmp_path: Path) -> Callable[..., Any]:
@@ -77,19 +81,28 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
     opened = []
 
     async def make(*, runtime: dict | None = None, account: dict | None = None,
-                   queue_mail: Any = None, plugins: list[str] | None = None) -> Harness:
+                   queue_mail: Any = None, plugins: list[str] | None = None,
+                   daemon: dict | None = None, root: Path | None = None,
+                   with_outbox: bool = False) -> Harness:
         import json
 
+        from daemon.outbox.queue import mail_queuer
+
+        base_dir = root or tmp_path
+        base_dir.mkdir(exist_ok=True)
         data = copy.deepcopy(BASE)
+        data["daemon"].update(daemon or {})
         data["accounts"][0].update(account or {})
         data["daemon"]["plugins"] = plugins or []
-        (tmp_path / "runtime.json").write_text(json.dumps({**RUNTIME, **(runtime or {})}))
-        (tmp_path / "seed.json").write_text(json.dumps(SEED))
+        (base_dir / "runtime.json").write_text(json.dumps({**RUNTIME, **(runtime or {})}))
+        (base_dir / "seed.json").write_text(json.dumps(SEED))
         data["daemon"]["runtime"] = "runtime.json"
         data["daemon"]["seed_objects"] = "seed.json"
-        config = parse_config(data, file="postroom.toml", base_dir=tmp_path)
+        config = parse_config(data, file="postroom.toml", base_dir=base_dir)
         store = await open_daemon_store(config)
         opened.append(store)
+        if with_outbox:
+            queue_mail = mail_queuer(config, SECRET, now=lambda: NOW)
         processor = Processor(config, store, build_plugin_manager(config), secret=SECRET,
                               queue_mail=queue_mail, now=lambda: NOW)
         return Harness(processor, config)
