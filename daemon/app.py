@@ -5,6 +5,7 @@
     run_daemon                      signals -> graceful stop
     ├── watchdog                    sd_notify WATCHDOG=1 from the event loop
     ├── Processor                   parse -> classify -> hooks -> one transaction
+    ├── OutboxActor                 sends queued mail; retries with backoff
     ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
@@ -33,11 +34,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from daemon import sdnotify
 from daemon.actors.maildir import run_maildir_account
+from daemon.actors.outbox import OutboxActor
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
+from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, make_plugin_manager
 from daemon.secretkey import load_secret_key
 from daemon.store import AsyncStore, open_store
@@ -160,8 +163,11 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
     stop = stop if stop is not None else trio.Event()
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
-    processor = Processor(config, store, pm, secret=load_secret_key(config))
+    secret = load_secret_key(config)
+    processor = Processor(config, store, pm, secret=secret,
+                          queue_mail=mail_queuer(config, secret))
     daemon = Daemon(config, store, pm, processor)
+    daemon.outbox = outbox = OutboxActor(config, store)  # wakeup() after queueing mail
     try:
         async with trio.open_nursery() as root:
             if handle_signals:
@@ -169,6 +175,7 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
             root.start_soon(sdnotify.watchdog)
             async with trio.open_nursery() as workers:
                 await workers.start(processor.run)
+                await workers.start(outbox.run)
                 actors = await workers.start(_start_actors, config, daemon)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(

@@ -8,6 +8,7 @@
     postroom sync ACCOUNT   --config FILE        wake an account's actor in the running daemon
     postroom objects LIMETYPE [--where k=v]... [--json] --config FILE
     postroom deliver ACCOUNT --config FILE < message.eml
+    postroom send CONVERSATION --coworker ID (--html FILE | --text TEXT) [--attach FILE]...
     postroom inspect FILE.eml... [--json] [--config FILE]
 
 ``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
@@ -71,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     p = command("deliver", _deliver, "import one message from standard input (MTA pipe)")
     p.add_argument("account")
+    p = command("send", _send, "send an agent's reply through the running daemon")
+    p.add_argument("conversation", type=int)
+    p.add_argument("--coworker", type=int, required=True, help="the author's coworker id")
+    body = p.add_mutually_exclusive_group(required=True)
+    body.add_argument("--html", type=Path, help="the body as an HTML file (- for stdin)")
+    body.add_argument("--text", help="the body as plain text")
+    p.add_argument("--account", help="the sending account (default: the conversation's)")
+    p.add_argument("--attach", type=Path, action="append", default=[], metavar="FILE")
+    p.add_argument("--snippet", type=int, action="append", default=[], metavar="ID",
+                   help="a text snippet used in the body (counts its use)")
+    p.add_argument("--action", help="a sendMessageAction id to run after queueing")
     p = command("inspect", _inspect, "show what the pipeline sees in .eml files; stores "
                                      "nothing")
     p.add_argument("files", nargs="+", type=Path)
@@ -207,6 +219,54 @@ async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
         await store.aclose()
 
 
+def _send(args: argparse.Namespace) -> int:
+    """Upload attachments, then POST the reply; print where it was queued."""
+    import html
+    import mimetypes
+
+    config = _load(args.config)
+    if args.text is not None:
+        body = "<p>" + html.escape(args.text).replace("\n", "<br>\n") + "</p>"
+    else:
+        body = (sys.stdin.read() if str(args.html) == "-"
+                else args.html.read_text(encoding="utf-8"))
+    files = []
+    for path in args.attach:
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        uploaded = _daemon_request(config, "POST", "/api/v1/files",
+                                   params={"filename": path.name}, content=path.read_bytes(),
+                                   headers={"Content-Type": kind})
+        if uploaded is None or uploaded.status_code != 201:
+            return _send_failed(uploaded)
+        files.append(uploaded.json()["id"])
+    request: dict[str, Any] = {"coworker": args.coworker, "html": body, "attachments": files,
+                               "textSnippets": args.snippet}
+    for key, value in (("account", args.account), ("sendMessageAction", args.action)):
+        if value is not None:
+            request[key] = value
+    response = _daemon_request(config, "POST",
+                               f"/api/v1/conversations/{args.conversation}/messages",
+                               json=request)
+    if response is None or response.status_code != 202:
+        return _send_failed(response)
+    answer = response.json()
+    print(f"message {answer['conversationMessage']} queued from {answer['account']} to "
+          + ", ".join(answer["recipients"]))
+    return 0
+
+
+def _send_failed(response: httpx.Response | None) -> int:
+    if response is None:
+        print("the daemon is not running (or its HTTP API is disabled)", file=sys.stderr)
+    else:
+        try:
+            reason = response.json().get("error", response.text)
+        except ValueError:
+            reason = response.text
+        print(f"postroom send: {response.status_code}: {reason}", file=sys.stderr)
+    return 1
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from daemon.inspect import inspect_files
 
@@ -217,7 +277,8 @@ def _inspect(args: argparse.Namespace) -> int:
 # -- talking to the running daemon ----------------------------------------------------
 
 
-def _daemon_request(config: Any, method: str, path: str) -> httpx.Response | None:
+def _daemon_request(config: Any, method: str, path: str, **kwargs: Any
+                    ) -> httpx.Response | None:
     if not config.http.enabled:
         return None
     host, _, port = config.http.bind.rpartition(":")
@@ -226,12 +287,12 @@ def _daemon_request(config: Any, method: str, path: str) -> httpx.Response | Non
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    headers = {}
+    headers = dict(kwargs.pop("headers", {}))
     if config.http.api_token is not None:
         headers["Authorization"] = f"Bearer {config.http.api_token.reveal()}"
     try:
         return httpx.request(method, f"http://{host}:{port}{path}", headers=headers,
-                             timeout=5.0)
+                             timeout=kwargs.pop("timeout", 5.0), **kwargs)
     except httpx.TransportError:
         return None
 

@@ -13,6 +13,8 @@ Routes::
     POST /api/v1/accounts/<id>/sync     wake that account's actor now ("Sync emails")
     GET  /api/v1/objects/<limetype>     objects, filtered by ?property=value
     GET  /api/v1/objects/<limetype>/<id>
+    ...  /api/v1/conversations/..., /api/v1/files   sending (daemon/http/conversations.py)
+    ...  /api/v1/textsnippets[/<id>]                text snippets (daemon/http/snippets.py)
 
 ``/api/`` requires ``Authorization: Bearer <token>`` when ``[http] api_token_env`` (or
 ``_file``) is set. Query values are compared as JSON scalars: ``42`` is a number,
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from quart import Quart, Response, abort, jsonify, request
 from quart_trio import QuartTrio
 
+from daemon.http.conversations import conversations_blueprint
+from daemon.http.snippets import snippets_blueprint
 from daemon.plugins.manager import call_hook
 
 if TYPE_CHECKING:
@@ -118,6 +122,8 @@ def create_app(daemon: Daemon) -> Quart:
             return jsonify(error=f"no {limetype} with id {object_id}"), 404
         return jsonify(obj.as_json())
 
+    app.register_blueprint(conversations_blueprint(daemon))
+    app.register_blueprint(snippets_blueprint(daemon))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

@@ -1,0 +1,217 @@
+"""The send API: an agent's reply to a conversation, its attachments and its actions.
+
+Routes::
+
+    POST /api/v1/conversations/<id>/messages   queue a reply to every follower (202)
+    GET  /api/v1/conversations/<id>/actions    the sendMessageActions on offer
+    POST /api/v1/files?filename=NAME           store an attachment's bytes (201)
+
+``POST .../messages`` takes a JSON object (see :class:`daemon.outbox.reply.ReplyRequest`)::
+
+    {"coworker": 12, "html": "<p>Hello</p>", "account": "support",
+     "attachments": [41], "textSnippets": [7],
+     "sendMessageAction": "limepkg_standard_actions.update-limeobject"}
+
+and answers ``202`` once every copy is committed to the outbox, with the new message's
+id, the outbox ids and the recipients; then wakes the outbox actor and runs the chosen
+action through the ``postroom_message_action`` hook (its result is in the answer; the mail
+is queued whatever the action does). Refusals: ``400`` (a field is wrong, an attachment
+or snippet does not exist, an action is not offered), ``403`` (the coworker's groups may
+not use the account), ``404`` (no such conversation), ``413`` (the composed message is
+larger than the account's ``max_outgoing_bytes``; the answer names the size and the
+limit), ``422`` (nobody to send to). A refused reply leaves nothing behind.
+
+``POST /api/v1/files`` takes the raw bytes as the body, the name in ``?filename=`` and
+the type in ``Content-Type``; the answer's ``id`` goes in ``attachments``. Bodies up to
+the largest ``max_outgoing_bytes`` of any account are accepted.
+"""
+
+from __future__ import annotations
+
+__all__ = ["conversations_blueprint"]
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+from quart import Blueprint, jsonify, request
+
+from daemon.outbox.compose import OutgoingTooLarge
+from daemon.outbox.queue import Outgoing
+from daemon.outbox.reply import (
+    ReplyRefused,
+    ReplyRequest,
+    ReplyResult,
+    conversation_account,
+    offered_actions,
+    queue_reply,
+)
+from daemon.plugins.events import ActionContext
+from daemon.plugins.manager import HOOK_TIMEOUT, call_hook
+from daemon.secretkey import load_secret_key
+from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from daemon.app import Daemon
+
+log = structlog.get_logger("postroom.http")
+
+#: Room for headers and encoding overhead on top of the largest attachment allowed.
+_UPLOAD_MARGIN = 1_000_000
+
+
+def conversations_blueprint(daemon: Daemon) -> Blueprint:
+    """The routes above, bound to a running :class:`~daemon.app.Daemon`."""
+    bp = Blueprint("conversations", __name__)
+    composers = _Composers(daemon.config)
+    upload_limit = max((a.max_outgoing_bytes for a in daemon.config.accounts),
+                       default=0) + _UPLOAD_MARGIN
+    bp.record_once(lambda state: _raise_upload_limit(state.app, upload_limit))
+
+    @bp.post("/api/v1/conversations/<int:conversation_id>/messages")
+    async def send(conversation_id: int) -> Any:
+        try:
+            reply = ReplyRequest.from_json(conversation_id, await request.get_json(
+                force=True, silent=True))
+            account_id = reply.account or await _account_of(daemon, conversation_id)
+            action = _chosen_action(daemon, account_id, reply.action)
+            out = composers.get(account_id)
+            result = await daemon.store.run(queue_reply, out, reply)
+        except ReplyRefused as exc:
+            return jsonify(error=str(exc)), exc.status
+        except OutgoingTooLarge as exc:
+            return jsonify(error=str(exc), size=exc.size, limit=exc.limit), 413
+        _wake_outbox(daemon)
+        body: dict[str, Any] = {
+            "conversationMessage": result.conversation_message_id,
+            "account": result.account, "outbox": list(result.outbox_ids),
+            "recipients": list(result.recipients)}
+        if action is not None:
+            body["action"] = await _run_action(daemon, action, result)
+        return jsonify(body), 202
+
+    @bp.get("/api/v1/conversations/<int:conversation_id>/actions")
+    async def actions(conversation_id: int) -> Any:
+        try:
+            account_id = request.args.get("account") or await _account_of(
+                daemon, conversation_id)
+        except ReplyRefused as exc:
+            return jsonify(error=str(exc)), exc.status
+        return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
+                         "params": a.action.params}
+                        for a in offered_actions(daemon.config.runtime, account_id)])
+
+    @bp.post("/api/v1/files")
+    async def upload() -> Any:
+        filename = (request.args.get("filename") or "").strip()
+        if not filename or "/" in filename or "\\" in filename:
+            return jsonify(error="filename: required in the query string, without "
+                                 "slashes"), 400
+        content_type = request.headers.get("Content-Type") or "application/octet-stream"
+        data = await request.get_data(cache=False)
+        assert isinstance(data, bytes)
+        file_id = await daemon.store.run(lambda tx: tx.put_file(data, filename,
+                                                                content_type))
+        return jsonify(id=file_id, filename=filename, contentType=content_type,
+                       size=len(data)), 201
+
+    return bp
+
+
+class _Composers:
+    """One :class:`Outgoing` per account; the secret key is loaded on first use."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self._secret: bytes | None = None
+        self._by_account: dict[str, Outgoing] = {}
+
+    def get(self, account_id: str) -> Outgoing:
+        """Raises ReplyRefused (400) for an unknown account."""
+        if account_id not in self._by_account:
+            if self._secret is None:
+                self._secret = load_secret_key(self.config)
+            try:
+                self._by_account[account_id] = Outgoing.from_config(
+                    self.config, self._secret, account_id)
+            except KeyError:
+                raise ReplyRefused(f"account: no account named {account_id!r}") from None
+        return self._by_account[account_id]
+
+
+def _raise_upload_limit(app: Any, limit: int) -> None:
+    current = app.config.get("MAX_CONTENT_LENGTH")
+    if current is not None and current < limit:
+        app.config["MAX_CONTENT_LENGTH"] = limit
+
+
+async def _account_of(daemon: Daemon, conversation_id: int) -> str:
+    """The conversation's account; ReplyRefused when there is no such conversation."""
+    runtime = daemon.config.runtime
+
+    def find(tx: Tx) -> tuple[bool, str | None]:
+        exists = tx.get(runtime.conversation.limetype, conversation_id) is not None
+        return exists, conversation_account(tx, runtime, conversation_id) if exists else None
+
+    exists, account_id = await daemon.store.run(find)
+    if not exists:
+        raise ReplyRefused(f"no conversation with id {conversation_id}", 404)
+    if account_id is None:
+        if len(daemon.config.accounts) != 1:
+            raise ReplyRefused("account: required (the conversation does not say which "
+                               "account it belongs to)")
+        account_id = daemon.config.accounts[0].id
+    return account_id
+
+
+def _chosen_action(daemon: Daemon, account_id: str, action_id: str | None) -> Any:
+    if action_id is None:
+        return None
+    for action in offered_actions(daemon.config.runtime, account_id):
+        if action.action.id == action_id:
+            return action
+    raise ReplyRefused(f"sendMessageAction: {action_id!r} is not offered for account "
+                       f"{account_id!r} (GET .../actions lists the choices)")
+
+
+def _wake_outbox(daemon: Daemon) -> None:
+    outbox = getattr(daemon, "outbox", None)
+    if outbox is not None:
+        outbox.wakeup()
+
+
+async def _run_action(daemon: Daemon, action: Any, result: ReplyResult) -> dict[str, Any]:
+    """Run the chosen sendMessageAction through ``postroom_message_action``."""
+    answer: dict[str, Any] = {"id": action.action.id, "label": action.label,
+                              "handled": False}
+    if result.parent_limetype is None or result.parent_id is None:
+        return answer | {"error": "the conversation has no parent object to act on"}
+    limetype, parent_id = result.parent_limetype, result.parent_id
+
+    async def update_parent(props: dict[str, Any]) -> None:
+        await daemon.store.run(_update_parent, result.account, limetype, parent_id,
+                               dict(props))
+
+    context = ActionContext(account=result.account, conversation_id=result.conversation_id,
+                            conversation_message_id=result.conversation_message_id,
+                            parent_limetype=limetype, parent_id=parent_id,
+                            update_parent=update_parent)
+    outcome = call_hook(daemon.pm, "postroom_message_action", action_id=action.action.id,
+                        params=action.action.params, context=context)
+    try:
+        if inspect.isawaitable(outcome):
+            with trio.fail_after(HOOK_TIMEOUT):
+                outcome = await outcome
+    except Exception as exc:
+        log.error("message_action.failed", action=action.action.id,
+                  error=f"{type(exc).__name__}: {exc}")
+        return answer | {"error": f"{type(exc).__name__}: {exc}"}
+    return answer | {"handled": bool(outcome)}
+
+
+def _update_parent(tx: Tx, account: str, limetype: str, parent_id: int,
+                   props: dict[str, Any]) -> None:
+    tx.update(limetype, parent_id, props)
+    tx.add_event("parent.updated", account, {"limetype": limetype, "id": parent_id,
+                                             "properties": sorted(props)})

@@ -1,0 +1,63 @@
+"""The whole daemon: a reply over HTTP (and ``postroom send``) ends up in the demo's Sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import trio
+
+from daemon.app import run_daemon
+from daemon.cli import main
+from daemon.mail.parse import parse_message
+from daemon.settings import load_config
+from tests.e2e.conftest import drop, write_config
+from tests.fakes.smtp import free_port
+from tests.outbox.conftest import customer_mail
+
+
+async def wait_until(status, predicate, seconds: float = 10.0) -> None:
+    with trio.fail_after(seconds):
+        while not predicate(status):
+            await status.changed.wait()
+
+
+async def test_reply_over_http_and_cli_is_sent_into_the_maildir_sent_folder(tmp_path: Path):
+    path = write_config(tmp_path, plugins=["plugins_contrib.update_limeobject"])
+    port = free_port()
+    path.write_text(path.read_text().replace('bind = "127.0.0.1:0"',
+                                             f'bind = "127.0.0.1:{port}"'))
+    config = load_config(path)
+    sent = tmp_path / "Maildir" / ".Sent" / "new"
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        intake = daemon.handles["support"].status
+        drop(tmp_path / "Maildir", "1.new", customer_mail(
+            to="support@demo.example",
+            cc="Lisa Lund <lisa@acme.example>, Bob Baker <bob@globex.example>"))
+        await wait_until(intake, lambda s: s.imported == 1)
+        async with httpx.AsyncClient(base_url=daemon.http_urls[0]) as client:
+            (message,) = (await client.get("/api/v1/objects/conversationmessage")).json()
+            (alex,) = (await client.get("/api/v1/objects/coworker")).json()
+            response = await client.post(
+                f"/api/v1/conversations/{message['conversation']}/messages",
+                json={"coworker": alex["id"], "html": "<p>Fixed it.</p>"})
+        assert response.status_code == 202
+        await wait_until(daemon.outbox.status, lambda s: s.sent == 3)
+        code = await trio.to_thread.run_sync(main, [
+            "send", str(message["conversation"]), "--coworker", str(alex["id"]),
+            "--text", "One more thing.", "--config", str(path)])
+        assert code == 0
+        await wait_until(daemon.outbox.status, lambda s: s.sent == 6)
+        stop.set()
+    files = sorted(sent.iterdir())
+    assert len(files) == 6
+    parsed = [parse_message(f.read_bytes()) for f in files]
+    assert sorted(p.to[0].email for p in parsed) == sorted(
+        ["ann@acme.example", "lisa@acme.example", "bob@globex.example"] * 2)
+    assert {p.from_.email for p in parsed} == {"support@demo.example"}
+    later = [p.text for p in parsed if "One more thing." in p.text]
+    assert len(later) == 3  # ...and each quotes the first answer below the new one
+    assert all(t.index("One more thing.") < t.index("Fixed it.") for t in later)
