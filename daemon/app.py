@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = ["Daemon", "run_daemon"]
 
 import json
+import logging
 import signal
 from functools import partial
 from typing import Any
@@ -205,19 +206,26 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
 
 async def _start_actors(config: Any, daemon: Daemon, *,
                         task_status: trio.TaskStatus[trio.CancelScope]) -> None:
-    """Start one supervised actor per account, in a nursery the caller can cancel."""
+    """Start one supervised actor per account, in a nursery the caller can cancel.
+
+    Accounts start concurrently (a thousand logins one after another would take half a
+    minute); this returns once every actor has made its first attempt.
+    """
     async with trio.open_nursery() as nursery:
-        for account in config.accounts:
-            handle = AccountHandle(AccountStatus(account.id, kind=account.auth))
-            daemon.handles[account.id] = handle
-            runner = _mailbox_runner(account, config, daemon, handle)
-            if not account.enabled:
-                handle.status.set_state(AccountState.DISABLED)
-            elif runner is None:
-                handle.status.set_state(AccountState.DISABLED,
-                                        f"intake for auth {account.auth!r} not available yet")
-            else:
-                await nursery.start(supervise, runner, handle, _policy(account))
+        async with trio.open_nursery() as starting:
+            for account in config.accounts:
+                handle = AccountHandle(AccountStatus(account.id, kind=account.auth))
+                daemon.handles[account.id] = handle
+                runner = _mailbox_runner(account, config, daemon, handle)
+                if not account.enabled:
+                    handle.status.set_state(AccountState.DISABLED)
+                elif runner is None:
+                    handle.status.set_state(
+                        AccountState.DISABLED,
+                        f"intake for auth {account.auth!r} not available yet")
+                else:
+                    starting.start_soon(nursery.start, supervise, runner, handle,
+                                        _policy(account))
         task_status.started(nursery.cancel_scope)
 
 
@@ -225,6 +233,7 @@ def _hypercorn_config(config: Any) -> hypercorn.config.Config:
     hc = hypercorn.config.Config()
     hc.bind = [config.http.bind]
     hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")  # through our pipeline, not stderr
     hc.graceful_timeout = min(3.0, config.daemon.shutdown_grace_seconds)
     return hc
 

@@ -66,6 +66,14 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _json_dumps(obj: Any, default: Any = None, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
@@ -97,9 +105,13 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     numeric = logging.getLevelName(level.upper())
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer(serializer=_json_dumps)
-        tail = [structlog.processors.dict_tracebacks]
+        # Never render local variables: a frame of a login call holds the password.
+        tail = [structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+            if _has_rich() else structlog.dev.plain_traceback)
         tail = []
     structlog.configure(
         processors=[

@@ -55,3 +55,19 @@ def test_secret_fields_are_redacted_everywhere():
 def test_redact_processor_keeps_harmless_fields():
     event = redact_secrets(None, "info", {"event": "x", "account": "a", "password": "p"})
     assert event == {"event": "x", "account": "a", "password": REDACTED}
+
+
+def test_tracebacks_never_show_local_variables():
+    out = io.StringIO()
+    configure_logging("json", "info", stream=out)
+
+    def login(password):
+        raise RuntimeError("login failed")
+
+    try:
+        login("hunter2-secret")
+    except RuntimeError:
+        structlog.get_logger("t").exception("imap.login.failed")
+    assert "hunter2-secret" not in out.getvalue()
+    (entry,) = lines(out)
+    assert entry["exception"][0]["exc_type"] == "RuntimeError"
