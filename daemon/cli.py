@@ -207,12 +207,14 @@ async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
     from daemon.actors.processor import Processor
     from daemon.app import build_plugin_manager, open_daemon_store
     from daemon.messages import RawMessage, SourceKey
+    from daemon.outbox.queue import mail_queuer
     from daemon.secretkey import load_secret_key
 
     store = await open_daemon_store(config)
     try:
-        processor = Processor(config, store, build_plugin_manager(config),
-                              secret=load_secret_key(config))
+        secret = load_secret_key(config)
+        processor = Processor(config, store, build_plugin_manager(config), secret=secret,
+                              queue_mail=mail_queuer(config, secret))
         key = SourceKey("deliver", account, hashlib.sha256(raw).hexdigest())
         return await processor.process(RawMessage(account=account, source_key=key, raw=raw))
     finally:
