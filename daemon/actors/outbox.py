@@ -31,8 +31,10 @@ States (:class:`OutboxState`): ``idle`` (waiting for a wake-up or the next poll)
 ``sending`` (a round is running).
 
 Errors: an exception while delivering one item (even a bug) counts as a transient failure
-of that item: one bad item never blocks the queue. A store error during a round is logged,
-shown in the status, and the round is tried again at the next poll.
+of that item: one bad item never blocks the queue. A store error (or a bug in the
+bookkeeping) ends that account's share of the round; it is logged (``outbox.batch_failed``,
+``outbox.round_failed``), shown in the status, and the items come back at the next poll.
+Nothing here crashes the daemon.
 
 At least once, and the window: an item is sent, then marked sent. A crash (or a store
 failure) after the server accepted the message and before ``mark_sent`` committed sends
@@ -229,6 +231,17 @@ class OutboxActor:
     # -- one account -------------------------------------------------------------------
 
     async def _deliver_account(self, account_id: str, items: list[OutboxItem]) -> None:
+        """One account's share of a round. Never raises: a store failure (or a bug) ends
+        the batch; its items stay queued and come back in the next round."""
+        try:
+            await self._deliver_batch(account_id, items)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("outbox.batch_failed", account=account_id, error=error)
+            self.status.last_error = error
+            self.status.notify()
+
+    async def _deliver_batch(self, account_id: str, items: list[OutboxItem]) -> None:
         try:
             account = self.config.account(account_id)
         except KeyError:

@@ -331,3 +331,29 @@ async def test_a_copy_goes_to_the_sent_folder_over_imap(make_env, ca: trustme.CA
     finally:
         server.stop()
         dovecot.cleanup()
+
+
+async def test_a_store_failure_ends_the_batch_without_crashing_and_loses_nothing(make_env):
+    from daemon.errors import StoreBusyError
+
+    env = await make_env()
+    item = await single_follower_reply(env)
+
+    class FlakyStore(InlineStore):
+        failures = 1
+
+        async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+            if fn.__name__ == "_record_retry" and self.failures:
+                self.failures -= 1
+                raise StoreBusyError("database is locked")
+            return await super().run(fn, *args)
+
+    transport = ScriptedTransport([TransientError("451 busy"), "250 ok"])
+    actor = OutboxActor(env.config, FlakyStore(env.store.store), sent_copy=None,
+                        transports=lambda config, account: transport)
+    assert await actor.deliver_due() == 1
+    assert actor.status.last_error == "StoreBusyError: database is locked"
+    still = await env.outbox(item.id)
+    assert (still.status, still.attempts) == ("queued", 0)
+    assert await actor.deliver_due() == 1
+    assert (await env.outbox(item.id)).status == "sent"
