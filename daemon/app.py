@@ -137,14 +137,16 @@ def build_plugin_manager(config: Any) -> pluggy.PluginManager:
 def _mailbox_runner(account: Any, config: Any, daemon: Daemon, handle: AccountHandle) -> Any:
     """The actor entry point for ``account``, ready for :func:`supervise`."""
     if account.auth == "maildir":
-        return partial(run_maildir_account, account, submit=daemon.processor.submit,
+        return partial(run_maildir_account, account, submit=daemon.processor.submit_many,
                        handle=handle)
     connection = config.connection_for(account)
     if connection is not None:
         from daemon.actors.imap import run_imap_account
 
         return partial(run_imap_account, account, connection,
-                       submit=daemon.processor.submit, store=daemon.store, handle=handle)
+                       submit=daemon.processor.submit,
+                       submit_many=daemon.processor.submit_many, store=daemon.store,
+                       handle=handle)
     return None
 
 

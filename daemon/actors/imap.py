@@ -48,7 +48,7 @@ from collections.abc import Callable
 import structlog
 import trio
 
-from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit
+from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit, SubmitMany
 from daemon.errors import ConfigError, ConfigProblem
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.folder import FolderSync, ResyncLimitReached
@@ -63,6 +63,7 @@ log = structlog.get_logger("postroom.imap")
 async def run_imap_account(account: Account, connection: ImapConnection, *, submit: Submit,
                            store: AsyncStore, handle: AccountHandle,
                            login: LoginMethod | None = None,
+                           submit_many: SubmitMany | None = None,
                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
                            ) -> None:
     """Keep ``account``'s folder synced forever; see the module docstring.
@@ -73,6 +74,8 @@ async def run_imap_account(account: Account, connection: ImapConnection, *, subm
             poll_interval_seconds).
         connection: its ``daemon.settings.ImapConnection`` (host, port, TLS, CA, timeouts).
         submit: hands a message to the processor; returns once it is committed.
+        submit_many: the same for a fetch window in one transaction (group commit);
+            without it messages go one by one.
         store: the :class:`~daemon.store.AsyncStore` holding the checkpoints.
         handle: the account's status and wake-up channel.
         login: how to authenticate; default IMAP LOGIN with ``account.login`` (the
@@ -101,19 +104,21 @@ async def run_imap_account(account: Account, connection: ImapConnection, *, subm
     while True:
         handle.status.set_state(AccountState.CONNECTING)
         folder, reason = await _run_session(account, connection, login, submit=submit,
-                                            store=store, handle=handle, ready=report_started)
+                                            submit_many=submit_many, store=store,
+                                            handle=handle, ready=report_started)
         report_started()
         await _park(folder, handle, reason)
 
 
 async def _run_session(account: Account, connection: ImapConnection, login: LoginMethod, *,
-                       submit: Submit, store: AsyncStore, handle: AccountHandle,
-                       ready: Callable[[], None],
+                       submit: Submit, submit_many: SubmitMany | None, store: AsyncStore,
+                       handle: AccountHandle, ready: Callable[[], None],
                        ) -> tuple[FolderSync, str]:
     """Connect and serve until an error; return only when the folder must park."""
     async with open_session(connection, login, account=account.id) as session:
         ready()
-        folder = FolderSync(session, account, store=store, submit=submit, status=handle.status)
+        folder = FolderSync(session, account, store=store, submit=submit,
+                            submit_many=submit_many, status=handle.status)
         try:
             await _serve(session, folder, account, handle)
         except ResyncLimitReached as exc:

@@ -6,8 +6,9 @@ checkpoint. A message in ``new/`` is not yet processed; one in ``cur/`` is done.
 Receives: wake-ups on ``handle.wakeups`` ("sync now"); otherwise it looks at ``new/``
 every :data:`WATCH_INTERVAL` seconds (a directory scan costs microseconds).
 
-Sends: each file in ``new/``, oldest name first, as a :class:`RawMessage` to ``submit``,
-one at a time, waiting for the committed outcome. Then, and only then:
+Sends: the files in ``new/``, oldest name first, as :class:`RawMessage` batches of up to
+:data:`BATCH` to ``submit`` (imported in order, in one transaction), waiting for the
+committed outcomes. Then, and only then, each file moves:
 
 * imported / duplicate / discarded: the file moves to ``cur/`` with the ``S`` (seen) flag;
 * failed: the file moves to the Maildir++ folder ``.<failure_folder>`` (default
@@ -27,7 +28,7 @@ transaction in the store thread, and is found again in ``new/`` next time.
 
 from __future__ import annotations
 
-__all__ = ["WATCH_INTERVAL", "ensure_maildir", "run_maildir_account"]
+__all__ = ["BATCH", "WATCH_INTERVAL", "ensure_maildir", "run_maildir_account"]
 
 import os
 from pathlib import Path
@@ -36,12 +37,13 @@ from typing import Any
 import structlog
 import trio
 
-from daemon.actors.status import AccountHandle, AccountState, Submit
+from daemon.actors.status import AccountHandle, AccountState, SubmitMany
 from daemon.messages import Outcome, RawMessage, SourceKey
 
 log = structlog.get_logger("postroom.maildir")
 
 WATCH_INTERVAL = 0.25
+BATCH = 50
 
 
 def ensure_maildir(root: Path) -> None:
@@ -73,7 +75,13 @@ def _acknowledge(root: Path, name: str, outcome: Outcome, failure_folder: str) -
     os.replace(source, target)
 
 
-async def run_maildir_account(account: Any, *, submit: Submit, handle: AccountHandle,
+def _acknowledge_all(root: Path, done: list[tuple[str, Outcome]], failure_folder: str
+                     ) -> None:
+    for name, outcome in done:
+        _acknowledge(root, name, outcome, failure_folder)
+
+
+async def run_maildir_account(account: Any, *, submit: SubmitMany, handle: AccountHandle,
                               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                               ) -> None:
     """Watch ``account.maildir`` forever; see the module docstring."""
@@ -87,8 +95,9 @@ async def run_maildir_account(account: Any, *, submit: Submit, handle: AccountHa
         names = await trio.to_thread.run_sync(_pending, root / "new")
         if names:
             status.set_state(AccountState.SYNCING)
-            for name in names:
-                await _import_one(account, root, name, submit, handle)
+            for start in range(0, len(names), BATCH):
+                await _import_batch(account, root, names[start:start + BATCH], submit,
+                                    handle)
             status.synced()
         elif status.state is not AccountState.IDLE:
             status.synced()
@@ -98,15 +107,27 @@ async def run_maildir_account(account: Any, *, submit: Submit, handle: AccountHa
             await handle.wakeups.receive()
 
 
-async def _import_one(account: Any, root: Path, name: str, submit: Submit,
-                      handle: AccountHandle) -> None:
-    path = root / "new" / name
-    try:
-        raw = await trio.to_thread.run_sync(path.read_bytes)
-    except FileNotFoundError:
-        return  # another process took it
-    message = RawMessage(account=account.id, raw=raw, folder="new",
-                         source_key=SourceKey("maildir", account.id, _base_name(name)))
-    outcome = await submit(message)
-    await trio.to_thread.run_sync(_acknowledge, root, name, outcome, account.failure_folder)
-    handle.status.count(outcome)
+def _read(root: Path, names: list[str]) -> list[tuple[str, bytes]]:
+    """``(name, bytes)`` of each file still in ``new/`` (another process may take one)."""
+    found = []
+    for name in names:
+        try:
+            found.append((name, (root / "new" / name).read_bytes()))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+async def _import_batch(account: Any, root: Path, names: list[str], submit: SubmitMany,
+                        handle: AccountHandle) -> None:
+    files = await trio.to_thread.run_sync(_read, root, names)
+    if not files:
+        return
+    messages = [RawMessage(account=account.id, raw=raw, folder="new",
+                           source_key=SourceKey("maildir", account.id, _base_name(name)))
+                for name, raw in files]
+    outcomes = await submit(messages)
+    done = [(name, outcome) for (name, _), outcome in zip(files, outcomes, strict=True)]
+    await trio.to_thread.run_sync(_acknowledge_all, root, done, account.failure_folder)
+    for _, outcome in done:
+        handle.status.count(outcome)

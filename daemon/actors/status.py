@@ -7,11 +7,11 @@ keeps per account: the status plus a way to wake the actor ("Sync emails").
 
 from __future__ import annotations
 
-__all__ = ["AccountHandle", "AccountState", "AccountStatus", "Submit"]
+__all__ = ["AccountHandle", "AccountState", "AccountStatus", "Submit", "SubmitMany"]
 
 import contextlib
 import enum
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,8 @@ from daemon.messages import Outcome, RawMessage
 
 #: How an intake actor hands a message to the processor and waits until it is committed.
 Submit = Callable[[RawMessage], Awaitable[Outcome]]
+#: The same for a batch, imported in order in one transaction (group commit).
+SubmitMany = Callable[[Sequence[RawMessage]], Awaitable[list[Outcome]]]
 
 
 _COUNTERS = {"imported": "imported", "duplicate": "duplicates",

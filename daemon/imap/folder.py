@@ -63,7 +63,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from daemon.actors.status import AccountStatus, Submit
+from daemon.actors.status import AccountStatus, Submit, SubmitMany
 from daemon.errors import PostroomError, ProtocolError
 from daemon.imap.connection import ImapSession, SelectInfo
 from daemon.messages import Checkpoint, Outcome, OutcomeStatus, RawMessage, SourceKey
@@ -139,12 +139,14 @@ class FolderSync:
     """
 
     def __init__(self, session: ImapSession, account: AccountSettings, *,
-                 store: AsyncStore, submit: Submit, status: AccountStatus) -> None:
+                 store: AsyncStore, submit: Submit, status: AccountStatus,
+                 submit_many: SubmitMany | None = None) -> None:
         self.session = session
         self.account = account
         self.folder = account.folder
         self.store = store
         self.submit = submit
+        self.submit_many = submit_many
         self.status = status
         self.state = FolderState()
         self._pending_modseq: int | None = None
@@ -303,13 +305,17 @@ class FolderSync:
                                          ["BODY.PEEK[]", "INTERNALDATE"])
         seen: list[int] = []
         failed: list[int] = []
+        batch: list[tuple[int, RawMessage]] = []
         for uid in uids:
             item = bodies.get(uid) or {}
             raw = item.get(b"BODY[]")
             if raw is None:
                 log.info("imap.message.vanished", uid=uid)  # expunged meanwhile
                 continue
-            outcome = await self._submit(uid, raw, item.get(b"INTERNALDATE"))
+            batch.append((uid, self._message(uid, raw, item.get(b"INTERNALDATE"))))
+        for (uid, message), outcome in zip(batch, await self._submit_all(batch),
+                                           strict=True):
+            self._record(uid, outcome, len(message.raw))
             (failed if outcome.failed else seen).append(uid)
         await self._mark_seen(seen)
         await self._move_to_failure_folder(failed)
@@ -321,10 +327,25 @@ class FolderSync:
         await self._submit(step.uid, b"", step.received_at, too_large=step.size)
         await self._move_to_failure_folder([step.uid])
 
+    async def _submit_all(self, batch: list[tuple[int, RawMessage]]) -> list[Outcome]:
+        """Hand a fetch window to the processor: one transaction when it can batch."""
+        messages = [message for _, message in batch]
+        if self.submit_many is not None and len(messages) > 1:
+            return await self.submit_many(messages)
+        return [await self.submit(message) for message in messages]
+
     async def _submit(self, uid: int, raw: bytes, received_at: datetime | None, *,
                       too_large: int | None = None) -> Outcome:
         """Hand one message to the processor; its commit also advances ``last_uid``."""
-        message = RawMessage(
+        message = self._message(uid, raw, received_at, too_large=too_large)
+        outcome = await self.submit(message)
+        self._record(uid, outcome, too_large if too_large is not None else len(raw))
+        return outcome
+
+    def _message(self, uid: int, raw: bytes, received_at: datetime | None, *,
+                 too_large: int | None = None) -> RawMessage:
+        """The RawMessage for ``uid``; its commit also advances ``last_uid``."""
+        return RawMessage(
             account=self.account.id,
             source_key=self._source_key(uid),
             raw=raw,
@@ -334,13 +355,13 @@ class FolderSync:
             folder=self.folder,
             too_large=too_large,
         )
-        outcome = await self.submit(message)
+
+    def _record(self, uid: int, outcome: Outcome, size: int) -> None:
+        """Bookkeeping after a committed outcome."""
         self.state = replace(self.state, last_uid=uid)
         self.status.count(outcome)
         self.status.extra["last_uid"] = uid
-        log.info("imap.message.done", uid=uid, status=outcome.status.value,
-                 size=too_large if too_large is not None else len(raw))
-        return outcome
+        log.info("imap.message.done", uid=uid, status=outcome.status.value, size=size)
 
     async def _settle_through(self, uid: int) -> None:
         """Every UID up to ``uid`` is done (imported or deliberately skipped), flags set."""
