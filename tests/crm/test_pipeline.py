@@ -347,3 +347,34 @@ async def test_an_unsubscribed_follower_stays_unsubscribed(make_harness):
     await h.feed(mail("Re: Help please", message_id="m2@acme.example",
                       in_reply_to="m1@acme.example"))
     assert (await h.one("follower", email="ann@acme.example")).get("subscribed") is False
+
+
+async def test_a_batch_with_a_bad_message_fails_only_that_message(make_harness):
+    from daemon.messages import RawMessage
+
+    h = await make_harness(plugins=["tests.crm.test_pipeline:breaker"])
+    raws = [mail("One", message_id="1@acme.example"),
+            mail("BREAK ME", message_id="2@acme.example"),
+            mail("Re: One", message_id="3@acme.example", in_reply_to="1@acme.example")]
+    outcomes = await h.processor.process_many([
+        RawMessage(account="support", source_key=f"batch:{n}", raw=raw)
+        for n, raw in enumerate(raws)])
+    assert [o.status for o in outcomes] == [OutcomeStatus.IMPORTED, OutcomeStatus.FAILED,
+                                            OutcomeStatus.IMPORTED]
+    first, third = await h.find("conversationmessage")
+    assert first.get("conversation") == third.get("conversation")
+
+
+async def test_a_batch_threads_within_itself_and_deduplicates(make_harness):
+    from daemon.messages import RawMessage
+
+    h = await make_harness()
+    raws = [mail("One", message_id="1@acme.example"),
+            mail("Re: One", message_id="2@acme.example", in_reply_to="1@acme.example"),
+            mail("One", message_id="1@acme.example")]
+    outcomes = await h.processor.process_many([
+        RawMessage(account="support", source_key=f"batch:{n}", raw=raw)
+        for n, raw in enumerate(raws)])
+    assert [o.status for o in outcomes] == [OutcomeStatus.IMPORTED, OutcomeStatus.IMPORTED,
+                                            OutcomeStatus.DUPLICATE]
+    assert len(await h.find("conversation")) == 1
