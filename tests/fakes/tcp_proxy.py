@@ -190,7 +190,8 @@ class TcpProxy:
         return await self._close_all(reset=True)
 
     async def next_fault(self) -> None:
-        """Return once the next fault (manual or planned) has been dealt. A checkpoint."""
+        """Return once the next fault (manual or planned) has been dealt, or the chaos
+        plan has run out (check :attr:`chaos_done`). A checkpoint."""
         await self._fault_dealt.wait()
 
     @property
@@ -210,6 +211,9 @@ class TcpProxy:
 
     def _count(self, fault: str) -> None:
         setattr(self.counters, fault, getattr(self.counters, fault) + 1)
+        self._wake_fault_waiters()
+
+    def _wake_fault_waiters(self) -> None:
         self._fault_dealt.set()
         self._fault_dealt = trio.Event()
 
@@ -273,6 +277,7 @@ class TcpProxy:
             await self._linked.wait()
             await self._close_all(reset=fault.kind is FaultKind.RESET)
         self.chaos_done.set()
+        self._wake_fault_waiters()
 
 
 @asynccontextmanager
