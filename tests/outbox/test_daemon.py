@@ -1,19 +1,22 @@
-"""The whole daemon: a reply over HTTP (and ``postroom send``) ends up in the demo's Sent."""
+"""The whole daemon: replies over HTTP and ``postroom send``; restarts with SMTP down."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import httpx
 import trio
 
+from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.app import run_daemon
 from daemon.cli import main
 from daemon.mail.parse import parse_message
 from daemon.settings import load_config
+from daemon.store import AsyncStore, open_store
 from tests.e2e.conftest import drop, write_config
 from tests.fakes.smtp import free_port
-from tests.outbox.conftest import customer_mail
+from tests.outbox.conftest import FAR_FUTURE, customer_mail
 
 
 async def wait_until(status, predicate, seconds: float = 10.0) -> None:
@@ -61,3 +64,30 @@ async def test_reply_over_http_and_cli_is_sent_into_the_maildir_sent_folder(tmp_
     later = [p.text for p in parsed if "One more thing." in p.text]
     assert len(later) == 3  # ...and each quotes the first answer below the new one
     assert all(t.index("One more thing.") < t.index("Fixed it.") for t in later)
+
+
+async def test_a_daemon_restart_while_smtp_is_down_loses_nothing_and_sends_nothing_twice(
+        make_env, smtp, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("daemon.app.OutboxActor", partial(
+        OutboxActor, policy=RetryPolicy(base=0.02, cap=0.1), poll_interval=0.05))
+    env = await make_env(smtp=smtp)
+    await env.reply(await env.conversation_with_three())
+    queued = sorted(i.message_id for i in await env.queued())
+    config = env.config
+    await env.store.aclose()
+
+    async def run_until(predicate) -> None:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            daemon = await nursery.start(lambda task_status: run_daemon(
+                config, stop=stop, handle_signals=False, task_status=task_status))
+            await wait_until(daemon.outbox.status, predicate)
+            stop.set()
+
+    smtp.stop()
+    await run_until(lambda s: s.retried >= 3)  # every copy tried, refused, rescheduled
+    smtp.start()
+    await run_until(lambda s: s.sent == 3)
+    assert sorted(r.message["Message-ID"].strip("<>") for r in smtp.received) == queued
+    async with AsyncStore(open_store(config.daemon.store)) as store:
+        assert await store.run(lambda tx: tx.due(FAR_FUTURE)) == []
