@@ -96,14 +96,19 @@ class Outgoing:
             signs Message-IDs.
         account_id: the sending account.
         now: the clock for the Date header (tests pass a fixed one).
-        templates: the template environment (from ``config.base_dir``).
+        templates: the template environment; by default the one for ``config.base_dir``.
     """
 
     config: Any
     secret: bytes = field(repr=False)
     account_id: str
     now: Callable[[], datetime] = _utcnow
-    templates: jinja2.Environment = field(default=None, repr=False)  # type: ignore[assignment]
+    templates: jinja2.Environment | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.templates is None:
+            object.__setattr__(self, "templates",
+                               template_environment(getattr(self.config, "base_dir", None)))
 
     @classmethod
     def from_config(cls, config: Any, secret: bytes, account_id: str, *,
@@ -508,6 +513,7 @@ def _render(tx: Tx, out: Outgoing, kind: str, content: _Content, headers: Header
         "note": note,
         "marker": Markup(body_marker(headers.message_id)),
     }
+    assert out.templates is not None
     html, problem = render_html(out.templates, account.template, context)
     if problem is not None:
         tx.add_event("outbox.template_fallback", out.account_id,

@@ -100,6 +100,8 @@ async def test_attachments_uploaded_then_sent(make_env, api_for):
     assert attached.get_payload(decode=True) == "Hej då\n".encode()
     bad = await api.client.post("/api/v1/files?filename=../x", data=b"x")
     assert bad.status_code == 400
+    # Quart's default 16 MB body limit is raised to the largest attachment allowed.
+    assert api.app.config["MAX_CONTENT_LENGTH"] == 25_000_000 + 1_000_000
 
 
 @pytest.mark.parametrize(("body", "status", "words"), [
