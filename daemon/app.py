@@ -54,11 +54,12 @@ class Daemon:
     """The running daemon's parts, as the HTTP app and the CLI see them."""
 
     def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager,
-                 processor: Processor) -> None:
+                 processor: Processor, outbox: OutboxActor) -> None:
         self.config = config
         self.store = store
         self.pm = pm
         self.processor = processor
+        self.outbox = outbox
         self.handles: dict[str, AccountHandle] = {}
         self.actors_started = False
         self.stopping = False
@@ -75,6 +76,7 @@ class Daemon:
 
     def status(self) -> dict[str, Any]:
         return {"accounts": [h.status.as_json() for h in self.handles.values()],
+                "outbox": self.outbox.status.as_json(),
                 "ready": not self.readiness_problems()}
 
     def metrics_text(self) -> str:
@@ -167,10 +169,10 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
     secret = load_secret_key(config)
+    outbox = OutboxActor(config, store)
     processor = Processor(config, store, pm, secret=secret,
-                          queue_mail=mail_queuer(config, secret))
-    daemon = Daemon(config, store, pm, processor)
-    daemon.outbox = outbox = OutboxActor(config, store)  # wakeup() after queueing mail
+                          queue_mail=mail_queuer(config, secret), mail_queued=outbox.wakeup)
+    daemon = Daemon(config, store, pm, processor, outbox)
     try:
         async with trio.open_nursery() as root:
             if handle_signals:

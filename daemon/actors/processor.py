@@ -77,7 +77,16 @@ class Processor:
 
     def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager, *,
                  secret: bytes, queue_mail: Callable[..., list[int]] | None = None,
+                 mail_queued: Callable[[], None] | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """See the class docstring.
+
+        Args:
+            queue_mail: composes and queues automatic replies and notifications inside
+                the import transaction (:func:`daemon.outbox.queue.mail_queuer`).
+            mail_queued: called (in the Trio thread) after a commit that queued mail,
+                to wake the outbox at once.
+        """
         self.config = config
         self.store = store
         self.pm = pm
@@ -90,7 +99,9 @@ class Processor:
                               own_addresses=self.own_addresses,
                               conversation_of_token=self._conversation_of_token,
                               follower_of_token=self._follower_of_token,
-                              queue_mail=queue_mail, now=now)
+                              queue_mail=self._track(queue_mail), now=now)
+        self._mail_queued = mail_queued
+        self._queued_in_transaction = False
         self._send, self._receive = trio.open_memory_channel[
             tuple[Sequence[RawMessage], _Reply]](INBOX_SIZE)
         self._hooks: trio.Nursery | None = None
@@ -185,8 +196,25 @@ class Processor:
         return ImportJob(raw, parsed, classification,
                          self._may_create_parent(parsed, classification, raw.account))
 
+    def _track(self, queue_mail: Callable[..., list[int]] | None
+               ) -> Callable[..., list[int]] | None:
+        """Wrap ``queue_mail`` to note (in the store thread) that mail was queued."""
+        if queue_mail is None:
+            return None
+
+        def tracked(*args: Any, **kwargs: Any) -> list[int]:
+            ids = queue_mail(*args, **kwargs)
+            self._queued_in_transaction = self._queued_in_transaction or bool(ids)
+            return ids
+
+        return tracked
+
     def _committed(self, job: ImportJob, result: ImportResult) -> None:
-        """Log the outcome and start the after-commit hooks."""
+        """Log the outcome, wake the outbox if mail was queued, start after-commit hooks."""
+        if self._queued_in_transaction:
+            self._queued_in_transaction = False
+            if self._mail_queued is not None:
+                self._mail_queued()
         outcome, raw = result.outcome, job.raw
         log.info("message." + outcome.status.value, account=raw.account,
                  source_key=raw.source_key, message_id=job.parsed.message_id,

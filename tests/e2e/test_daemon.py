@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 from pathlib import Path
 
 import httpx
@@ -137,3 +138,26 @@ async def test_a_plugin_raising_in_every_hook_does_not_stop_imports(workdir: Pat
     assert {"postroom_configure", "postroom_classify", "postroom_identify_conversation",
             "postroom_conversation_parent_properties", "postroom_message_imported",
             "postroom_http_blueprints", "postroom_shutdown"} <= hooks
+
+
+async def test_automatic_reply_leaves_at_once_through_the_maildir_sent_folder(workdir: Path):
+    path = write_config(workdir, http=False)
+    path.write_text(path.read_text() + 'auto_reply = { enabled = true, body = "Got it!" }\n')
+    config = load_config(path)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        outbox = daemon.outbox.status
+        fresh = make_message(1).replace(b"Tue, 24 Nov 2026 08:00:00 +0000",
+                                        email.utils.formatdate().encode())
+        drop(workdir / "Maildir", "1", fresh)
+        with trio.fail_after(1.0):  # the outbox polls every 2 s: this needs the wake-up
+            while outbox.sent < 1:
+                await outbox.changed.wait()
+        stop.set()
+    (sent,) = (workdir / "Maildir" / ".Sent" / "new").iterdir()
+    text = sent.read_bytes()
+    assert b"Got it!" in text
+    assert b"To: Customer 1 <ann@acme.example>" in text or b"ann@acme.example" in text
+    assert b"Auto-Submitted: auto-replied" in text

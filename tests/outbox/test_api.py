@@ -20,10 +20,9 @@ class Api:
 
     def __init__(self, env: Any) -> None:
         self.env = env
-        self.daemon = Daemon(env.config, env.store, env.pm, env.processor)
-        self.daemon.outbox = OutboxActor(env.config, env.store, sent_copy=None,
-                                         policy=RetryPolicy(base=0.02, cap=0.1),
-                                         poll_interval=10)
+        outbox = OutboxActor(env.config, env.store, sent_copy=None,
+                             policy=RetryPolicy(base=0.02, cap=0.1), poll_interval=10)
+        self.daemon = Daemon(env.config, env.store, env.pm, env.processor, outbox)
         self.app = create_app(self.daemon)
         self.client = self.app.test_client()
 
