@@ -10,6 +10,7 @@
     postroom deliver ACCOUNT --config FILE < message.eml
     postroom send CONVERSATION --coworker ID (--html FILE | --text TEXT) [--attach FILE]...
     postroom inspect FILE.eml... [--json] [--config FILE]
+    postroom events [--after ID] [--follow] --config FILE
 
 ``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
 
@@ -83,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--snippet", type=int, action="append", default=[], metavar="ID",
                    help="a text snippet used in the body (counts its use)")
     p.add_argument("--action", help="a sendMessageAction id to run after queueing")
+    p = command("events", _events, "print the event log as JSON lines")
+    p.add_argument("--after", type=int, default=0, metavar="ID",
+                   help="only events with a higher id")
+    p.add_argument("--follow", action="store_true", help="keep printing new events")
     p = command("inspect", _inspect, "show what the pipeline sees in .eml files; stores "
                                      "nothing")
     p.add_argument("files", nargs="+", type=Path)
@@ -267,6 +272,31 @@ def _send_failed(response: httpx.Response | None) -> int:
             reason = response.text
         print(f"postroom send: {response.status_code}: {reason}", file=sys.stderr)
     return 1
+
+
+def _events(args: argparse.Namespace) -> int:
+    import time
+
+    from daemon.store import open_store
+
+    config = _load(args.config)
+    store = open_store(config.daemon.store)
+    after = args.after
+    try:
+        while True:
+            with store.transaction() as tx:
+                events = tx.events_since(after, limit=500)
+            for event in events:
+                print(json.dumps({"id": event.id, "event": event.kind,
+                                  "account": event.account, "at": event.created_at,
+                                  **event.data}, default=str), flush=True)
+                after = event.id
+            if not args.follow:
+                return 0
+            if not events:
+                time.sleep(0.5)  # a CLI polling the store; the daemon is not involved
+    finally:
+        store.close()
 
 
 def _inspect(args: argparse.Namespace) -> int:

@@ -123,3 +123,17 @@ def test_help(argv, capsys):
         main(argv)
     assert exit_info.value.code == 0
     assert "postroom" in capsys.readouterr().out
+
+
+def test_events_prints_the_event_log_as_json_lines(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, http=False)
+    assert deliver(monkeypatch, config, make_message(1)) == 0
+    assert deliver(monkeypatch, config, make_message(2)) == 0
+    capsys.readouterr()
+    assert main(["events", "--config", str(config)]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    imported = [e for e in events if e["event"] == "message.imported"]
+    assert len(imported) == 2 and imported[0]["account"] == "support"
+    assert main(["events", "--after", str(imported[0]["id"]), "--config", str(config)]) == 0
+    later = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["id"] for e in later] == [e["id"] for e in events if e["id"] > imported[0]["id"]]
