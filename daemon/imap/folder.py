@@ -257,11 +257,26 @@ class FolderSync:
 
         NOOP first: a server may keep showing the session its old view of the folder
         until a command that lets it announce changes (Dovecot does), and SEARCH is not one.
+        A message that arrives while the SEARCH runs is announced (``* n EXISTS``) at the
+        end of the SEARCH's own response, after the search saw the old view, and never
+        again: IDLE would then wait for news that already came. So an EXISTS that came
+        with the SEARCH means "search again".
         """
         assert self.session.client is not None
         await self.session.call(self.session.client.noop)
-        uids = await self.session.call(self.session.client.search, ["UID", "*"])
-        return max(uids, default=0)
+        while True:
+            uids, announced = await self.session.call(self._search_highest)
+            if not announced:
+                return max(uids, default=0)
+
+    def _search_highest(self) -> tuple[list[int], bool]:
+        """``UID SEARCH UID *``, and whether an EXISTS arrived with its response."""
+        client = self.session.client
+        assert client is not None
+        untagged = client._imap.untagged_responses  # imaplib keeps what nobody asked for
+        untagged.pop("EXISTS", None)
+        uids = list(client.search(["UID", "*"]))
+        return uids, untagged.pop("EXISTS", None) is not None
 
     async def _search(self, lo: int, hi: int) -> list[int]:
         """UIDs in ``lo..hi`` to import, ascending; below ``initial_until`` unread only."""
