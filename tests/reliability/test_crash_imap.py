@@ -2,9 +2,13 @@
 
 A backlog of realistic messages (benchmarks/messages.py) waits unread in a real Dovecot
 INBOX. The daemon runs as a real process (``python -m daemon run``); the test follows its
-JSON log on stderr and sends SIGKILL the moment it has logged a seeded-random number of
-committed messages, restarts it, and does that ``runs`` times. A last run goes on until
-a sync round ends at the newest UID. Then:
+JSON log on stderr and sends SIGKILL either the moment it has logged a seeded-random
+number of committed messages (which lands between a commit and the flags), or a
+seeded-random time after it logged ``imap.connected`` (which lands anywhere, a group
+commit's transaction included: the intake commits a whole fetch window at once, so
+commit counts alone would only ever kill between transactions). It restarts the daemon
+and does that ``runs`` times. A last run goes on until a sync round ends at the newest
+UID. Then:
 
 * every conversation message an undisturbed import stores is stored exactly once
   (``lost=0 duplicated=0``, counted by ``emailid`` against :func:`reference_census`);
@@ -72,13 +76,18 @@ COMMITTED = frozenset({"message.imported", "message.duplicate", "message.discard
 
 @dataclass(frozen=True)
 class Drill:
+    """``runs`` SIGKILLs during the import of ``messages``; odd runs die ``0..window``
+    seconds after connecting (a random moment: mid-fetch, mid-transaction, mid-flags),
+    even runs right after a random number of commits (between commit and flags)."""
+
     messages: int
     runs: int
     seed: int
+    window: float
 
 
-SHORT = Drill(messages=300, runs=5, seed=20261124)
-LONG = Drill(messages=2000, runs=20, seed=20261124)
+SHORT = Drill(messages=300, runs=5, seed=20261124, window=2.5)
+LONG = Drill(messages=2000, runs=20, seed=20261124, window=4.0)
 
 
 class DaemonProcess:
@@ -92,14 +101,29 @@ class DaemonProcess:
         self._selector = selectors.DefaultSelector()
         assert self.proc.stderr is not None
         self._selector.register(self.proc.stderr, selectors.EVENT_READ)
+        #: Messages whose flags a run finished for an earlier, killed one.
+        self.flags_finished = 0
 
     def follow(self, until: Callable[[dict], bool], timeout: float = 120.0) -> dict:
         """Read log lines until ``until(entry)`` holds; return that entry."""
-        assert self.proc.stderr is not None
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, "the daemon did not get there in time"
+            entry = self._next_entry(deadline)
+            assert entry is not None, "the daemon did not get there in time"
+            if until(entry):
+                return entry
+
+    def follow_for(self, seconds: float, until: Callable[[dict], bool]) -> None:
+        """Read log lines for ``seconds`` (the fault's timing, drawn by the drill), or
+        until ``until(entry)`` holds, whichever comes first."""
+        deadline = time.monotonic() + seconds
+        while (entry := self._next_entry(deadline)) is not None and not until(entry):
+            pass
+
+    def _next_entry(self, deadline: float) -> dict | None:
+        """The next JSON log entry, or None once ``deadline`` (monotonic) has passed."""
+        assert self.proc.stderr is not None
+        while (remaining := deadline - time.monotonic()) > 0:
             if not self._selector.select(remaining):
                 continue
             line = self.proc.stderr.readline()
@@ -108,8 +132,10 @@ class DaemonProcess:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if until(entry):
-                return entry
+            if entry.get("event") == "imap.flags.finished":
+                self.flags_finished += entry.get("seen", 0) + entry.get("moved", 0)
+            return entry
+        return None
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -149,14 +175,14 @@ async def run_drill(drill: Drill, dovecot: Dovecot, tmp_path: Path) -> None:
     reference = await reference_census(tmp_path / "reference", imap,
                                        list(zip(uids, raws, strict=True)), uidvalidity)
     config = write_drill_config(tmp_path / "drill", imap)
-    await trio.to_thread.run_sync(crash_repeatedly, drill, config, drill_environ(imap),
-                                  max(uids))
+    flags_finished = await trio.to_thread.run_sync(crash_repeatedly, drill, config,
+                                                   drill_environ(imap), max(uids))
 
     census = await trio.to_thread.run_sync(take_census, tmp_path / "drill" / "postroom.db")
     lost, duplicated = census.lost_and_duplicated(reference)
     report(f"crash drill: messages={drill.messages} runs={drill.runs} "
           f"conversationmessages={sum(census.emailids.values())} "
-          f"lost={lost} duplicated={duplicated}")
+          f"lost={lost} duplicated={duplicated} flags_finished_after_restart={flags_finished}")
     assert (lost, duplicated) == (0, 0)
     assert census.statuses == reference.statuses
     assert census.source_keys == {imap_source_key(uidvalidity, uid) for uid in uids}
@@ -169,17 +195,29 @@ async def run_drill(drill: Drill, dovecot: Dovecot, tmp_path: Path) -> None:
 
 
 def crash_repeatedly(drill: Drill, config: Path, environ: dict[str, str], top_uid: int
-                     ) -> None:
-    """``drill.runs`` runs killed at seeded-random points, then one run to the end."""
+                     ) -> int:
+    """``drill.runs`` runs killed at seeded-random points, then one run to the end.
+
+    Returns:
+        How many messages had their flags finished by a later run (committed by a
+        killed run, left unread by it).
+    """
     rng = random.Random(drill.seed)
     most = max(2, 2 * drill.messages // (drill.runs + 1))
-    for _ in range(drill.runs):
+    finished = 0
+    for run in range(drill.runs):
         daemon = DaemonProcess(config, environ)
-        daemon.follow(kill_after_commits(rng.randint(1, most), top_uid))
+        if run % 2:
+            daemon.follow(lambda e: e.get("event") == "imap.connected")
+            daemon.follow_for(rng.uniform(0, drill.window), until=caught_up(top_uid))
+        else:
+            daemon.follow(kill_after_commits(rng.randint(1, most), top_uid))
         daemon.kill()
+        finished += daemon.flags_finished
     daemon = DaemonProcess(config, environ)
     daemon.follow(caught_up(top_uid))
     assert daemon.terminate() == 0
+    return finished + daemon.flags_finished
 
 
 async def test_sigkill_during_imap_import_short(dovecot: Dovecot, tmp_path: Path):
