@@ -15,6 +15,15 @@ if [ "$want_system" = "--with-test-servers" ] && ! command -v dovecot >/dev/null
     fi
 fi
 
+if [ "$want_system" = "--with-test-servers" ] && [ "$(id -u)" = 0 ]; then
+    # Every IDLE connection of a test Dovecot holds an inotify instance as the mail user;
+    # the default of 128 per user is too few for the scale tests. Best effort.
+    current=$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 0)
+    if [ "$current" -lt 8192 ]; then
+        sysctl -q -w fs.inotify.max_user_instances=8192 2>/dev/null || true
+    fi
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv

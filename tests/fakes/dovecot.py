@@ -131,6 +131,10 @@ mail_fsync = never
 default_process_limit = 500
 default_client_limit = 4000
 imap_idle_notify_interval = 2 mins
+# IDLE learns of new mail through inotify; past fs.inotify.max_user_instances (128 by
+# default, shared by every IDLE process running as the mail user) Dovecot falls back to
+# looking every mailbox_idle_check_interval (30 s by default). Keep that fallback fast.
+mailbox_idle_check_interval = 1 secs
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
