@@ -22,7 +22,7 @@ from pathlib import Path
 #: (category, pattern on one frame), tried in order on each frame, innermost first.
 CATEGORIES: tuple[tuple[str, str], ...] = (
     ("idle", r"^(WorkerThread\._work \(trio/_core/_thread_cache\.py:\d+\)$|"
-             r"EpollIOManager\.get_events)"),
+             r"EpollIOManager\.get_events|_PySpy\.__enter__)"),
     ("logging", r"structlog/|logging/__init__|daemon/log\.py"),
     ("parse (daemon.mail.parse)", r"^parse_message \(daemon/mail/parse"),
     ("classify", r"^(Processor\.classify|classify \(daemon/mail/classify)"),
