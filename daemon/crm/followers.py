@@ -9,13 +9,13 @@ write. Every address also gets a message follower row with its participation lev
 
 from __future__ import annotations
 
-__all__ = ["Participant", "add_followers", "participants"]
+__all__ = ["Participant", "add_followers", "followers_by_address", "participants"]
 
 from dataclasses import dataclass
 from typing import Any
 
 from daemon.mail.model import ParsedMessage
-from daemon.store.base import Tx
+from daemon.store.base import Obj, Tx
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,18 @@ def participants(message: ParsedMessage, own_addresses: frozenset[str]) -> list[
     return result
 
 
+def followers_by_address(tx: Tx, runtime: Any, conversation_id: int) -> dict[str, Obj]:
+    """The conversation's followers by address.
+
+    Looked up by conversation alone (a conversation has a handful of followers), never by
+    address: one address can follow thousands of conversations (a colleague always in
+    Cc), and a lookup that starts from the address index then scans all of them.
+    """
+    fcfg = runtime.follower
+    return {str(f.get(fcfg.property_address)): f
+            for f in tx.find(fcfg.limetype, {fcfg.relation_conversation: conversation_id})}
+
+
 def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
                   message_email_id: str | None, people: list[Participant]
                   ) -> list[tuple[int, Participant]]:
@@ -50,10 +62,10 @@ def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
         ``(follower id, participant)`` pairs, in the order given.
     """
     fcfg, mfcfg = runtime.follower, runtime.message_follower
+    existing = followers_by_address(tx, runtime, conversation_id)
     result = []
     for person in people:
-        follower = tx.find_one(fcfg.limetype, {fcfg.relation_conversation: conversation_id,
-                                               fcfg.property_address: person.email})
+        follower = existing.get(person.email)
         if follower is None:
             links, known_name = _follower_parents(tx, runtime, person.email)
             props = {

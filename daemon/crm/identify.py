@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from daemon.crm.followers import followers_by_address
 from daemon.mail.ids import find_body_markers
 from daemon.mail.model import ParsedMessage
 from daemon.plugins.events import Candidate
@@ -101,12 +102,9 @@ def _tagged(tx: Tx, runtime: Any, message: ParsedMessage) -> list[Candidate]:
     """Subject tags, honoured only for senders who already follow that conversation."""
     if message.from_ is None:
         return []
-    fcfg = runtime.follower
     result = []
     for match in SUBJECT_TAG.finditer(message.subject):
         conversation_id = int(match.group(1))
-        follows = tx.find_one(fcfg.limetype, {fcfg.relation_conversation: conversation_id,
-                                              fcfg.property_address: message.from_.email})
-        if follows is not None:
+        if message.from_.email in followers_by_address(tx, runtime, conversation_id):
             result.append(Candidate(conversation_id, "subject-tag"))
     return result

@@ -15,7 +15,6 @@ def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
         (cm.limetype, cm.relation_conversation, False),
         (cm.limetype, cm.property_unique_id, True),
         (f.limetype, f.relation_conversation, False),
-        (f.limetype, f.property_address, False),
         (mf.limetype, mf.property_message_id, False),
         (mf.limetype, mf.relation_conversation_message, False),
         (mf.limetype, mf.relation_follower, False),

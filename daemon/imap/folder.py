@@ -376,7 +376,8 @@ class FolderSync:
         self.state = replace(self.state, last_uid=uid)
         self.status.count(outcome)
         self.status.extra["last_uid"] = uid
-        log.info("imap.message.done", uid=uid, status=outcome.status.value, size=size)
+        # debug: the processor's message.<status> line is the canonical one per message
+        log.debug("imap.message.done", uid=uid, status=outcome.status.value, size=size)
 
     async def _settle_through(self, uid: int) -> None:
         """Every UID up to ``uid`` is done (imported or deliberately skipped), flags set."""

@@ -171,9 +171,18 @@ def _b32(data: bytes) -> str:
 
 
 def _unb32(text: str) -> bytes:
+    """Decode unpadded base32, accepting only the canonical spelling.
+
+    The last character of a string whose bit length is not a multiple of 5 carries unused
+    bits; without the round-trip check, changing only those would decode to the same bytes
+    and a tampered id would still verify.
+    """
     if not text or not re.fullmatch(r"[A-Za-z2-7]+", text):
         raise ValueError("not base32")
-    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+    data = base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+    if _b32(data) != text.lower():
+        raise ValueError("not canonical base32")
+    return data
 
 
 def _varint(value: int) -> bytes:
