@@ -41,6 +41,7 @@ from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
+from daemon.http.probes import with_fast_probes
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, make_plugin_manager
 from daemon.secretkey import load_secret_key
@@ -184,7 +185,8 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
                 actors = await workers.start(_start_actors, config, daemon)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(
-                        hypercorn.trio.serve, create_app(daemon), _hypercorn_config(config),
+                        hypercorn.trio.serve, with_fast_probes(create_app(daemon)),
+                        _hypercorn_config(config),
                         shutdown_trigger=stop.wait))
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")

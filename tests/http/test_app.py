@@ -102,3 +102,13 @@ async def test_status_metrics_and_sync(running):
 ])
 def test_query_values_are_json_scalars(text, value):
     assert filter_value(text) == value
+
+
+async def test_livez_is_served_in_front_of_quart(running):
+    _, client, _ = running
+    response = await client.get("/livez")
+    assert response.json() == {"status": "ok"}
+    assert response.headers["cache-control"] == "no-store"  # set only by the fast path
+    head = await client.head("/livez")
+    assert head.status_code == 200 and head.content == b""
+    assert (await client.post("/livez")).status_code == 405  # other methods reach Quart
