@@ -15,6 +15,7 @@ Routes::
     GET  /api/v1/objects/<limetype>/<id>
     ...  /api/v1/conversations/..., /api/v1/files   sending (daemon/http/conversations.py)
     ...  /api/v1/textsnippets[/<id>]                text snippets (daemon/http/snippets.py)
+    POST /api/v1/errors/<id>/resolve               daemon/http/message_errors.py
 
 ``/api/`` requires ``Authorization: Bearer <token>`` when ``[http] api_token_env`` (or
 ``_file``) is set. Query values are compared as JSON scalars: ``42`` is a number,
@@ -34,6 +35,7 @@ from quart import Quart, Response, abort, jsonify, request
 from quart_trio import QuartTrio
 
 from daemon.http.conversations import conversations_blueprint
+from daemon.http.message_errors import message_errors_blueprint
 from daemon.http.snippets import snippets_blueprint
 from daemon.plugins.manager import call_hook
 
@@ -124,6 +126,7 @@ def create_app(daemon: Daemon) -> Quart:
 
     app.register_blueprint(conversations_blueprint(daemon))
     app.register_blueprint(snippets_blueprint(daemon))
+    app.register_blueprint(message_errors_blueprint(daemon))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

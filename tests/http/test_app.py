@@ -112,3 +112,26 @@ async def test_livez_is_served_in_front_of_quart(running):
     head = await client.head("/livez")
     assert head.status_code == 200 and head.content == b""
     assert (await client.post("/livez")).status_code == 405  # other methods reach Quart
+
+
+async def test_resolving_a_message_error(running):
+    daemon, client, _ = running
+    error_id = await daemon.store.run(lambda tx: tx.create("conversationmessageerror", {
+        "type": "bounce", "errormessage": "5.1.1 user unknown", "date": "2026-11-24"}))
+    unresolved = await client.get("/api/v1/objects/conversationmessageerror",
+                                  params={"resolveddate": "null"}, headers=AUTH)
+    assert [e["id"] for e in unresolved.json()] == [error_id]
+    response = await client.post(f"/api/v1/errors/{error_id}/resolve",
+                                 json={"coworker": 7}, headers=AUTH)
+    assert response.status_code == 200
+    resolved = response.json()
+    assert resolved["coworker"] == 7 and resolved["resolveddate"]
+    again = await client.post(f"/api/v1/errors/{error_id}/resolve", json={"coworker": 8},
+                              headers=AUTH)
+    assert again.json()["coworker"] == 7  # the first resolution stands
+    assert (await client.get("/api/v1/objects/conversationmessageerror",
+                             params={"resolveddate": "null"}, headers=AUTH)).json() == []
+    assert (await client.post("/api/v1/errors/999999/resolve", headers=AUTH)
+            ).status_code == 404
+    assert (await client.post(f"/api/v1/errors/{error_id}/resolve", json={"coworker": "x"},
+                              headers=AUTH)).status_code == 400
