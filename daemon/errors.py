@@ -36,8 +36,11 @@ __all__ = [
     "StoreError",
     "TransientError",
     "UniqueViolation",
+    "translated",
 ]
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 
@@ -111,3 +114,33 @@ class StoreError(PostroomError):
 
 class UniqueViolation(StoreError):
     """A unique key (source key, unique property) already exists."""
+
+
+@contextmanager
+def translated(translate: Callable[[Exception], PostroomError | None], *,
+               chain: bool = True) -> Iterator[None]:
+    """Re-raise library exceptions from the block as postroom errors: the one boundary.
+
+    Each adapter (IMAP, SMTP, the store) passes its own ``translate``, which returns the
+    most specific postroom error for a library exception, or None to let it pass.
+
+    Args:
+        translate: maps one exception; None means "not ours to map".
+        chain: ``raise ... from exc`` (default). False drops the cause and its traceback:
+            for a login step, whose frames hold the password as a local variable.
+
+    Raises:
+        What ``translate`` returned; postroom errors and unmapped exceptions unchanged.
+    """
+    try:
+        yield
+    except PostroomError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        if chain:
+            raise mapped from exc
+        exc.__traceback__ = None  # drop the frames (and their locals) of the cause
+        raise mapped from None

@@ -60,6 +60,7 @@ from imapclient import IMAPClient, SocketTimeout
 
 from daemon.errors import ConfigError, ConfigProblem, ConnectError, ProtocolError
 from daemon.imap.errors import map_errors
+from daemon.limiters import shared_limiter
 from daemon.settings import is_loopback
 
 if TYPE_CHECKING:
@@ -72,16 +73,8 @@ T = TypeVar("T")
 #: Default size of the worker-thread pool shared by all IMAP accounts (see module docstring).
 DEFAULT_IMAP_THREADS = 100
 
-_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("imap_limiter")
-
-def imap_limiter() -> trio.CapacityLimiter:
-    """The limiter shared by every IMAP account in this Trio run (created on first use)."""
-    try:
-        return _LIMITER.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(DEFAULT_IMAP_THREADS)
-        _LIMITER.set(limiter)
-        return limiter
+#: The limiter shared by every IMAP account in this Trio run (created on first use).
+imap_limiter = shared_limiter("imap_limiter", DEFAULT_IMAP_THREADS)
 
 
 def set_imap_thread_limit(threads: int) -> None:

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 
 from imapclient import exceptions as imap_exc
 
-from daemon.errors import AuthError, ConnectError, PostroomError, ProtocolError
+from daemon.errors import AuthError, ConnectError, PostroomError, ProtocolError, translated
 
 _BYTES_REPR = re.compile(r"b'(.*)'", re.DOTALL)
 
@@ -99,15 +99,5 @@ def map_errors(where: str, account: str | None = None, *, chain: bool = True,
         AuthError, ConnectError, ProtocolError: as mapped. Anything unmapped (including
         postroom errors raised inside the block) passes through unchanged.
     """
-    try:
+    with translated(lambda exc: translate(exc, where, account), chain=chain):
         yield
-    except PostroomError:
-        raise
-    except Exception as exc:
-        mapped = translate(exc, where, account)
-        if mapped is None:
-            raise
-        if chain:
-            raise mapped from exc
-        exc.__traceback__ = None  # drop the frames (and their locals) of the cause
-        raise mapped from None

@@ -73,7 +73,9 @@ from daemon.errors import (
     PostroomError,
     ProtocolError,
     TransientError,
+    translated,
 )
+from daemon.limiters import shared_limiter
 from daemon.secrets import Secret
 from daemon.settings import is_loopback
 from daemon.store.base import OutboxItem
@@ -83,21 +85,12 @@ T = TypeVar("T")
 #: Default size of the worker-thread pool shared by every SMTP session.
 DEFAULT_SMTP_THREADS = 20
 
-_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("smtp_limiter")
+#: The limiter shared by every SMTP session in this Trio run (created on first use).
+smtp_limiter = shared_limiter("smtp_limiter", DEFAULT_SMTP_THREADS)
 
 
-def smtp_limiter() -> trio.CapacityLimiter:
-    """The limiter shared by every SMTP session in this Trio run (created on first use)."""
-    try:
-        return _LIMITER.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(DEFAULT_SMTP_THREADS)
-        _LIMITER.set(limiter)
-        return limiter
-
-
-class SmtpDeferred(TransientError):
-    """The server answered 4xx: try again later.
+class _SmtpReply(PostroomError):
+    """An error carrying the server's reply.
 
     Attributes:
         code, text: the server's reply.
@@ -112,20 +105,12 @@ class SmtpDeferred(TransientError):
         self.recipient = recipient
 
 
-class SmtpRejected(PermanentError):
-    """The server answered 5xx: this message will never be accepted as it is.
+class SmtpDeferred(_SmtpReply, TransientError):
+    """The server answered 4xx: try again later."""
 
-    Attributes:
-        code, text: the server's reply.
-        recipient: set when the reply was to ``RCPT TO`` for this address.
-    """
 
-    def __init__(self, message: str, *, code: int, text: str, recipient: str | None = None,
-                 account: str | None = None) -> None:
-        super().__init__(message, account=account)
-        self.code = code
-        self.text = text
-        self.recipient = recipient
+class SmtpRejected(_SmtpReply, PermanentError):
+    """The server answered 5xx: this message will never be accepted as it is."""
 
 
 @dataclass(frozen=True)
@@ -242,17 +227,8 @@ def map_errors(where: str, account: str | None = None, *, chain: bool = True
         account: attached to the error.
         chain: keep the library exception as ``__cause__`` (False for the login step).
     """
-    try:
+    with translated(lambda exc: translate(exc, where, account), chain=chain):
         yield
-    except PostroomError:
-        raise
-    except Exception as exc:
-        mapped = translate(exc, where, account)
-        if mapped is None:
-            raise
-        if chain:
-            raise mapped from exc
-        raise mapped from None
 
 
 # -- one connection -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ __all__ = ["call_async_hook", "call_hook", "make_plugin_manager"]
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pluggy
@@ -90,7 +90,23 @@ def call_hook(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> Any:
     caller = getattr(pm.hook, name)
     firstresult = bool(caller.spec and caller.spec.opts.get("firstresult"))
     results = []
-    for impl in reversed(caller.get_hookimpls()):
+    for _, result in _call_each(pm, name, kwargs):
+        if result is None:
+            continue
+        if firstresult:
+            return result
+        results.append(result)
+    return None if firstresult else results
+
+
+def _call_each(pm: pluggy.PluginManager, name: str, kwargs: dict[str, Any]
+               ) -> Iterator[tuple[str, Any]]:
+    """``(plugin name, result)`` for each implementation, in pluggy's order.
+
+    Each gets only the arguments it declares; one that raises is logged with the plugin's
+    name and skipped.
+    """
+    for impl in reversed(getattr(pm.hook, name).get_hookimpls()):
         args = {arg: kwargs[arg] for arg in impl.argnames if arg in kwargs}
         try:
             result = impl.function(**args)
@@ -98,14 +114,7 @@ def call_hook(pm: pluggy.PluginManager, name: str, **kwargs: Any) -> Any:
             log.error("plugin.hook_failed", plugin=impl.plugin_name, hook=name,
                       error=f"{type(exc).__name__}: {exc}")
             continue
-        if result is None:
-            continue
-        if firstresult:
-            return result
-        results.append((impl.plugin_name, result))
-    if firstresult:
-        return None
-    return [result for _, result in results]
+        yield impl.plugin_name, result
 
 
 async def call_async_hook(pm: pluggy.PluginManager, name: str, *,
@@ -115,19 +124,11 @@ async def call_async_hook(pm: pluggy.PluginManager, name: str, *,
     Each awaitable runs in its own task under ``timeout``; one that raises or times out
     is logged with the plugin's name. Is a checkpoint. Returns the non-None results.
     """
-    caller = getattr(pm.hook, name)
     pending: list[tuple[str, Any]] = []
     done: list[Any] = []
-    for impl in reversed(caller.get_hookimpls()):
-        args = {arg: kwargs[arg] for arg in impl.argnames if arg in kwargs}
-        try:
-            result = impl.function(**args)
-        except Exception as exc:
-            log.error("plugin.hook_failed", plugin=impl.plugin_name, hook=name,
-                      error=f"{type(exc).__name__}: {exc}")
-            continue
+    for plugin, result in _call_each(pm, name, kwargs):
         if inspect.isawaitable(result):
-            pending.append((impl.plugin_name, result))
+            pending.append((plugin, result))
         elif result is not None:
             done.append(result)
 
