@@ -45,6 +45,7 @@ from daemon.http.probes import with_fast_probes
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, make_plugin_manager
 from daemon.secretkey import load_secret_key
+from daemon.settings import Config
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 
@@ -54,7 +55,7 @@ log = structlog.get_logger("postroom.daemon")
 class Daemon:
     """The running daemon's parts, as the HTTP app and the CLI see them."""
 
-    def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager,
+    def __init__(self, config: Config, store: AsyncStore, pm: pluggy.PluginManager,
                  processor: Processor, outbox: OutboxActor) -> None:
         self.config = config
         self.store = store
@@ -107,7 +108,7 @@ class _StatusCollector:
         yield state
 
 
-async def open_daemon_store(config: Any) -> AsyncStore:
+async def open_daemon_store(config: Config) -> AsyncStore:
     """Open the store, create the lookup indexes and seed objects (in a worker thread)."""
     def prepare() -> Any:
         store = open_store(config.daemon.store)
@@ -122,7 +123,7 @@ async def open_daemon_store(config: Any) -> AsyncStore:
     return AsyncStore(await trio.to_thread.run_sync(prepare))
 
 
-def build_plugin_manager(config: Any) -> pluggy.PluginManager:
+def build_plugin_manager(config: Config) -> pluggy.PluginManager:
     """Load plugins and hand each its ``[plugins.<name>]`` table."""
     pm = make_plugin_manager(modules=config.daemon.plugins,
                              disabled=config.daemon.plugins_disabled)
@@ -137,7 +138,7 @@ def build_plugin_manager(config: Any) -> pluggy.PluginManager:
     return pm
 
 
-def _mailbox_runner(account: Any, config: Any, daemon: Daemon, handle: AccountHandle) -> Any:
+def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: AccountHandle) -> Any:
     """The actor entry point for ``account``, ready for :func:`supervise`."""
     if account.auth == "maildir":
         return partial(run_maildir_account, account, submit=daemon.processor.submit_many,
@@ -159,7 +160,7 @@ def _policy(account: Any) -> RestartPolicy:
                          park_after_auth_failures=account.auth_failures_before_park)
 
 
-async def run_daemon(config: Any, *, stop: trio.Event | None = None,
+async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                      handle_signals: bool = True,
                      task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until a signal (or ``stop``) asks us to stop; see the module docstring.
@@ -210,7 +211,7 @@ async def run_daemon(config: Any, *, stop: trio.Event | None = None,
         log.info("daemon.stopped")
 
 
-async def _start_actors(config: Any, daemon: Daemon, *,
+async def _start_actors(config: Config, daemon: Daemon, *,
                         task_status: trio.TaskStatus[trio.CancelScope]) -> None:
     """Start one supervised actor per account, in a nursery the caller can cancel.
 
@@ -235,7 +236,7 @@ async def _start_actors(config: Any, daemon: Daemon, *,
         task_status.started(nursery.cancel_scope)
 
 
-def _hypercorn_config(config: Any) -> hypercorn.config.Config:
+def _hypercorn_config(config: Config) -> hypercorn.config.Config:
     hc = hypercorn.config.Config()
     hc.bind = [config.http.bind]
     hc.accesslog = None

@@ -59,6 +59,7 @@ from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
 from daemon.messages import Outcome, RawMessage
 from daemon.plugins.manager import call_async_hook, call_hook
+from daemon.settings import Config
 from daemon.store.asyncstore import AsyncStore
 
 log = structlog.get_logger("postroom.processor")
@@ -75,7 +76,7 @@ _Reply = trio.MemorySendChannel[_Result]
 class Processor:
     """See the module docstring. Construct, ``await nursery.start(p.run)``, then submit."""
 
-    def __init__(self, config: Any, store: AsyncStore, pm: pluggy.PluginManager, *,
+    def __init__(self, config: Config, store: AsyncStore, pm: pluggy.PluginManager, *,
                  secret: bytes, queue_mail: Callable[..., list[int]] | None = None,
                  mail_queued: Callable[[], None] | None = None,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
