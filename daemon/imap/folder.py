@@ -311,13 +311,16 @@ class FolderSync:
                 await self._handle_too_large(step)
                 handled += 1
             else:
-                handled += await self._download_and_submit(step.uids)
+                handled += await self._download_and_submit(step.uids, meta)
         return handled
 
-    async def _download_and_submit(self, uids: Sequence[int]) -> int:
+    async def _download_and_submit(self, uids: Sequence[int],
+                                   meta: dict[int, dict[bytes, Any]]) -> int:
+        """Download ``uids`` and submit them as one window; INTERNALDATE comes from
+        ``meta`` (the size FETCH already parsed it, and it never changes)."""
         assert self.session.client is not None
         bodies = await self.session.call(self.session.client.fetch, list(uids),
-                                         ["BODY.PEEK[]", "INTERNALDATE"])
+                                         ["BODY.PEEK[]"])
         seen: list[int] = []
         failed: list[int] = []
         batch: list[tuple[int, RawMessage]] = []
@@ -327,7 +330,8 @@ class FolderSync:
             if raw is None:
                 log.info("imap.message.vanished", uid=uid)  # expunged meanwhile
                 continue
-            batch.append((uid, self._message(uid, raw, item.get(b"INTERNALDATE"))))
+            received = meta.get(uid, {}).get(b"INTERNALDATE")
+            batch.append((uid, self._message(uid, raw, received)))
         for (uid, message), outcome in zip(batch, await self._submit_all(batch),
                                            strict=True):
             self._record(uid, outcome, len(message.raw))
