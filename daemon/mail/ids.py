@@ -233,6 +233,8 @@ def body_marker(message_id: str) -> str:
 
 _MARKER = re.compile(r"\[\s*ref\s*:([^\[\]]{10,400}?)\]", re.I)
 _TAGS = re.compile(r"<[^<>]*>")
+# Every character reference that html.unescape turns into "[" (a superset: &#910 too).
+_BRACKET_REFERENCE = re.compile(r"&(?:#0*91|#[xX]0*5[bB]|lsqb|lbrack)")
 # Inside a marker, quoting and re-wrapping can only have added line breaks, quote
 # prefixes ("> ", "| ") and spaces; an encoded reply may have added soft-break "=".
 _NOISE = re.compile(r"(?:=?\r?\n[ \t>|]*)|[ \t]")
@@ -252,6 +254,8 @@ def find_body_markers(text_or_html: str) -> list[str]:
     """
     if "ref" not in text_or_html.lower():
         return []
+    if "[" not in text_or_html and _BRACKET_REFERENCE.search(text_or_html) is None:
+        return []  # no view can hold "[ref:" (the HTML view gets "[" only from these)
     views = [text_or_html]
     if "<" in text_or_html or "&" in text_or_html:
         views.append(_html.unescape(_TAGS.sub("", text_or_html)))
