@@ -252,10 +252,10 @@ def find_body_markers(text_or_html: str) -> list[str]:
         be passed to :func:`parse_message_id` (which verifies it); nothing is verified
         here.
     """
-    if "ref" not in text_or_html.lower():
-        return []
     if "[" not in text_or_html and _BRACKET_REFERENCE.search(text_or_html) is None:
         return []  # no view can hold "[ref:" (the HTML view gets "[" only from these)
+    if "ref" not in text_or_html.lower():
+        return []
     views = [text_or_html]
     if "<" in text_or_html or "&" in text_or_html:
         views.append(_html.unescape(_TAGS.sub("", text_or_html)))
