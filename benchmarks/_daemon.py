@@ -31,8 +31,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -40,7 +39,7 @@ from typing import IO, Any
 import trio
 
 from daemon.actors.status import AccountState, AccountStatus
-from daemon.app import Daemon, run_daemon
+from daemon.app import Daemon, open_daemon, run_daemon
 from daemon.log import configure_logging
 
 _log_files: list[IO[str]] = []
@@ -53,17 +52,8 @@ def configure_logging_to(path: Path, level: str = "info") -> None:
     configure_logging("json", level, stream=stream)
 
 
-@asynccontextmanager
-async def running_daemon(config: Any) -> AsyncIterator[Daemon]:
-    """Run the daemon in this Trio run; yield it once started; stop it afterwards."""
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        daemon: Daemon = await nursery.start(partial(run_daemon, config, stop=stop,
-                                                     handle_signals=False))
-        try:
-            yield daemon
-        finally:
-            stop.set()
+#: Kept under its old name for the callers here.
+running_daemon = open_daemon
 
 
 async def wait_for(status: AccountStatus, predicate: Callable[[AccountStatus], bool]) -> None:

@@ -17,11 +17,13 @@ within ``shutdown_grace_seconds``, after which the rest is cancelled hard.
 
 from __future__ import annotations
 
-__all__ = ["Daemon", "run_daemon"]
+__all__ = ["Daemon", "open_daemon", "run_daemon"]
 
 import json
 import logging
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -209,6 +211,23 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
         with trio.CancelScope(shield=True):
             await store.aclose()
         log.info("daemon.stopped")
+
+
+@asynccontextmanager
+async def open_daemon(config: Config) -> AsyncIterator[Daemon]:
+    """Run the daemon inside the caller's Trio run; stop it gracefully on the way out.
+
+    For embedding, tests and benchmarks: no signal handling (the caller owns that).
+    Yields once everything has started (as ``run_daemon``'s ``task_status``).
+    """
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon: Daemon = await nursery.start(partial(run_daemon, config, stop=stop,
+                                                     handle_signals=False))
+        try:
+            yield daemon
+        finally:
+            stop.set()
 
 
 async def _start_actors(config: Config, daemon: Daemon, *,

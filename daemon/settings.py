@@ -162,6 +162,16 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path(context.get("base_dir") or Path.cwd())
 
 
+def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
+    """``value`` resolved against the TOML's folder; a ValueError unless it is a file."""
+    if value is None:
+        return None
+    path = _resolve_path(value, info)
+    if not path.is_file():
+        raise ValueError(f'no such file "{path}"')
+    return path
+
+
 def _resolve_path(value: str | Path, info: ValidationInfo) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else _base_dir(info) / path
@@ -291,12 +301,7 @@ class DaemonSettings(_TomlModel):
     @field_validator("runtime", "seed_objects")
     @classmethod
     def _existing_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        path = _resolve_path(value, info)
-        if not path.is_file():
-            raise ValueError(f'no such file "{path}"')
-        return path
+        return _existing_file(value, info)
 
     @field_validator("public_base_url")
     @classmethod
@@ -458,12 +463,7 @@ class ImapConnection(_TomlModel):
     @field_validator("ca_file")
     @classmethod
     def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        path = _resolve_path(value, info)
-        if not path.is_file():
-            raise ValueError(f'no such file "{path}"')
-        return path
+        return _existing_file(value, info)
 
 
 # --------------------------------------------------------------------------------------
