@@ -39,8 +39,8 @@ def _require_dovecot() -> None:
         pytest.skip("dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
+def _running_dovecot() -> Iterator[Dovecot]:
+    """A started throw-away Dovecot, cleaned up afterwards."""
     _require_dovecot()
     server = Dovecot()
     try:
@@ -48,17 +48,17 @@ def dovecot() -> Iterator[Dovecot]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    yield from _running_dovecot()
 
 
 @pytest.fixture
 def own_dovecot() -> Iterator[Dovecot]:
-    _require_dovecot()
-    server = Dovecot()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+    """A Dovecot of the test's own, for tests that stop or restart it."""
+    yield from _running_dovecot()
 
 
 @pytest.fixture
