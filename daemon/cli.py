@@ -300,7 +300,7 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from daemon.inspect import inspect_files
+    from daemon.inspection import inspect_files
 
     config = _load(args.config) if args.config.exists() else None
     return inspect_files(args.files, config=config, as_json=args.json)

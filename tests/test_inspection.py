@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from daemon.cli import main
-from daemon.inspect import inspect_files
+from daemon.inspection import inspect_files
 from daemon.settings import load_config
 from tests.e2e.conftest import DEMO, write_config
 
