@@ -18,7 +18,7 @@ Two interpretations are ours and are documented in docs/config.md:
   ``"messageId,subject"``; :attr:`RuntimeConfig.identification_methods` is the set.
 * ``conversationParents[].accounts`` empty (the default) means *every account*; naming an
   account that the TOML does not configure is a warning (the reference example's
-  ``"<account_id>"`` placeholder must still load), reported by :mod:`daemon.settings`.
+  ``"<account_id>"`` placeholder must still load), reported by :mod:`daemon.config.load`.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from daemon.config.problems import fail_at, problems_from_validation_error
 from daemon.errors import ConfigError, ConfigProblem
-from daemon.validation import fail_at, problems_from_validation_error
 
 #: The ways an incoming message is matched to an existing conversation.
 IDENTIFICATION_METHODS = ("messageId", "subject")

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from daemon.config.load import Config, load_config
+from daemon.config.runtime import RuntimeConfig, load_runtime
 from daemon.errors import ConfigError, ConfigProblem
-from daemon.runtime import RuntimeConfig, load_runtime
-from daemon.settings import Config, load_config
 
 
 def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,

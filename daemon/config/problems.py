@@ -1,10 +1,11 @@
 """Turning pydantic's validation errors into :class:`~daemon.errors.ConfigProblem` lines.
 
-Both configuration files (the TOML in :mod:`daemon.settings`, the runtime JSON in
-:mod:`daemon.runtime`) are validated by frozen pydantic models that forbid unknown keys.
-Pydantic reports ``loc`` tuples and messages written for programmers ("Input should be a
-valid dictionary or instance of Account"); an operator needs ``accounts[0].timezone: ...``
-in the words of the file they wrote. This module does that translation once:
+Both configuration files (the TOML, one module per section in :mod:`daemon.config`, and
+the runtime JSON in :mod:`daemon.config.runtime`) are validated by frozen pydantic models
+that forbid unknown keys. Pydantic reports ``loc`` tuples and messages written for
+programmers ("Input should be a valid dictionary or instance of Account"); an operator
+needs ``accounts[0].timezone: ...`` in the words of the file they wrote. This module does
+that translation once:
 
 * ``("accounts", 0, "timezone")`` becomes ``accounts[0].timezone``;
 * messages are reworded for the file's flavour ("must be a table" in TOML, "must be an
