@@ -88,7 +88,7 @@ async def _serve(config: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from daemon.settings import load_config
+    from daemon.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("config", type=Path)

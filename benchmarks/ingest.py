@@ -48,8 +48,8 @@ from benchmarks._common import (
 )
 from benchmarks._daemon import configure_logging_to, running_daemon, wait_for
 from benchmarks.messages import generate_messages
+from daemon.config import load_config
 from daemon.mail.parse import parse_message
-from daemon.settings import load_config
 from tests.fakes.dovecot import Dovecot, MailUser
 
 #: UIDs per raw ``UID FETCH``: postroom's ``META_BATCH`` (its body FETCHes are this size

@@ -54,7 +54,7 @@ from benchmarks._common import (
 from benchmarks._daemon import configure_logging_to, running_daemon, wait_for
 from benchmarks.messages import generate_messages
 from daemon.actors.status import AccountState, AccountStatus
-from daemon.settings import load_config
+from daemon.config import load_config
 
 #: Seconds to wait for any one message to show up before the run is declared broken.
 MESSAGE_TIMEOUT = 30.0

@@ -40,14 +40,13 @@ from daemon.actors.maildir import run_maildir_account
 from daemon.actors.outbox import OutboxActor
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
+from daemon.config import Config, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
 from daemon.http.probes import with_fast_probes
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, make_plugin_manager
-from daemon.secretkey import load_secret_key
-from daemon.settings import Config
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 

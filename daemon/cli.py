@@ -100,8 +100,8 @@ def _default_config() -> Path:
 
 
 def _load(path: Path) -> Any:
+    from daemon.config import load_config
     from daemon.errors import ConfigError
-    from daemon.settings import load_config
 
     try:
         return load_config(path)
@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from daemon.checkconfig import check_config
+    from daemon.config import check_config
 
     return check_config(args.file)
 
@@ -211,9 +211,9 @@ def _deliver(args: argparse.Namespace) -> int:
 async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
     from daemon.actors.processor import Processor
     from daemon.app import build_plugin_manager, open_daemon_store
+    from daemon.config import load_secret_key
     from daemon.messages import RawMessage, SourceKey
     from daemon.outbox.queue import mail_queuer
-    from daemon.secretkey import load_secret_key
 
     store = await open_daemon_store(config)
     try:

@@ -135,7 +135,7 @@ def _open_store(config: Any) -> tuple[Any, bytes | None]:
     """The configured store, read for lookups only, if it already exists."""
     if config is None:
         return None, None
-    from daemon.secretkey import load_secret_key
+    from daemon.config import load_secret_key
     from daemon.store import open_store
 
     path = config.daemon.sqlite_path

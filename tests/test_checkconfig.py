@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.checkconfig import check_config
+from daemon.config import check_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "data" / "config"

@@ -13,7 +13,7 @@ import trio
 
 from daemon.app import run_daemon
 from daemon.cli import EX_TEMPFAIL, main
-from daemon.settings import load_config
+from daemon.config import load_config
 from tests.e2e.conftest import make_message, write_config
 
 

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from daemon.cli import main
+from daemon.config import load_config
 from daemon.inspection import inspect_files
-from daemon.settings import load_config
 from tests.e2e.conftest import DEMO, write_config
 
 CORPUS = Path(__file__).parent / "corpus"

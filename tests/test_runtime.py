@@ -3,14 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import ConfigError
-from daemon.runtime import (
+from daemon.config.runtime import (
     ConversationParent,
     PropertyMapping,
     RuntimeConfig,
     load_runtime,
     parse_runtime,
 )
+from daemon.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config" / "runtime.example.json"

@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from daemon.secrets import Secret, SecretError, resolve_secret
+from daemon.config import Secret, SecretError, resolve_secret
 
 VALUE = "hunter2-not-for-logs"
 

@@ -8,10 +8,7 @@ from textwrap import dedent
 import pytest
 from pydantic import BaseModel
 
-from daemon.errors import ConfigError
-from daemon.runtime import RuntimeConfig
-from daemon.secrets import Secret
-from daemon.settings import (
+from daemon.config import (
     Account,
     AutoReply,
     ClosedParent,
@@ -20,11 +17,14 @@ from daemon.settings import (
     HttpSettings,
     ImapConnection,
     OAuthApp,
+    Secret,
     is_loopback,
     load_config,
     parse_config,
 )
-from daemon.validation import config_keys
+from daemon.config.problems import config_keys
+from daemon.config.runtime import RuntimeConfig
+from daemon.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "data" / "config"
@@ -772,7 +772,7 @@ def test_every_runtime_key_is_documented():
 
 
 def _runtime_models(model: type[BaseModel]) -> list[type[BaseModel]]:
-    from daemon.validation import _as_model, _element_type
+    from daemon.config.problems import _as_model, _element_type
 
     found = [model]
     for field in model.model_fields.values():

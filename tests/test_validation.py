@@ -3,7 +3,7 @@ from typing import ClassVar
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from daemon.validation import (
+from daemon.config.problems import (
     config_keys,
     fail_at,
     format_path,

@@ -49,12 +49,12 @@ import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit, SubmitMany
+from daemon.config import Account, ImapConnection
 from daemon.errors import ConfigError, ConfigProblem
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.folder import FolderSync, ResyncLimitReached
 from daemon.imap.idle import idle_until_change
 from daemon.imap.login import LoginMethod, password_login
-from daemon.settings import Account, ImapConnection
 from daemon.store import AsyncStore
 
 log = structlog.get_logger("postroom.imap")
@@ -69,10 +69,10 @@ async def run_imap_account(account: Account, connection: ImapConnection, *, subm
     """Keep ``account``'s folder synced forever; see the module docstring.
 
     Args:
-        account: a ``daemon.settings.Account`` (id, login, password, folder,
+        account: a ``daemon.config.Account`` (id, login, password, folder,
             failure_folder, max_message_bytes, import_since, idle, idle_renew_seconds,
             poll_interval_seconds).
-        connection: its ``daemon.settings.ImapConnection`` (host, port, TLS, CA, timeouts).
+        connection: its ``daemon.config.ImapConnection`` (host, port, TLS, CA, timeouts).
         submit: hands a message to the processor; returns once it is committed.
         submit_many: the same for a fetch window in one transaction (group commit);
             without it messages go one by one.

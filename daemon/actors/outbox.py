@@ -63,11 +63,11 @@ from typing import Any
 import structlog
 import trio
 
+from daemon.config import HOURS, SECONDS
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
-from daemon.settings import HOURS, SECONDS
 from daemon.store.asyncstore import AsyncStore
 from daemon.store.base import OutboxItem, Tx
 
@@ -143,7 +143,7 @@ class OutboxActor:
     """See the module docstring. Construct, ``await nursery.start(actor.run)``, wake it.
 
     Args:
-        config: the daemon's :class:`~daemon.settings.Config`.
+        config: the daemon's :class:`~daemon.config.Config`.
         store: the AsyncStore holding the outbox.
         policy: the retry policy.
         poll_interval: seconds between looks at the queue without a wake-up.

@@ -45,6 +45,7 @@ import pluggy
 import structlog
 import trio
 
+from daemon.config import Config
 from daemon.crm.importer import (
     ImportJob,
     ImportResult,
@@ -59,7 +60,6 @@ from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
 from daemon.messages import Outcome, RawMessage
 from daemon.plugins.manager import call_async_hook, call_hook
-from daemon.settings import Config
 from daemon.store.asyncstore import AsyncStore
 
 log = structlog.get_logger("postroom.processor")

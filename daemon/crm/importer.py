@@ -43,7 +43,7 @@ class Processing:
     """What the importer needs besides the message; built once by the processor.
 
     Attributes:
-        runtime: the runtime configuration (``daemon.runtime.RuntimeConfig``).
+        runtime: the runtime configuration (``daemon.config.RuntimeConfig``).
         pm: the plugin manager.
         accounts: the configured accounts by id.
         own_addresses: every account address and alias, lower-cased.

@@ -37,6 +37,7 @@ import structlog
 import trio
 from quart import Blueprint, jsonify, request
 
+from daemon.config import load_secret_key
 from daemon.outbox.compose import OutgoingTooLarge
 from daemon.outbox.queue import Outgoing
 from daemon.outbox.reply import (
@@ -49,7 +50,6 @@ from daemon.outbox.reply import (
 )
 from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import HOOK_TIMEOUT, call_hook
-from daemon.secretkey import load_secret_key
 from daemon.store.base import Tx
 
 if TYPE_CHECKING:

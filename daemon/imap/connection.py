@@ -58,10 +58,10 @@ import structlog
 import trio
 from imapclient import IMAPClient, SocketTimeout
 
+from daemon.config import is_loopback
 from daemon.errors import ConfigError, ConfigProblem, ConnectError, ProtocolError
 from daemon.imap.errors import map_errors
 from daemon.limiters import shared_limiter
-from daemon.settings import is_loopback
 
 if TYPE_CHECKING:
     from daemon.imap.login import LoginMethod
@@ -89,7 +89,7 @@ def set_imap_thread_limit(threads: int) -> None:
 
 
 class ConnectionSettings(Protocol):
-    """What :func:`open_session` reads from ``daemon.settings.ImapConnection``."""
+    """What :func:`open_session` reads from ``daemon.config.ImapConnection``."""
 
     imap_host: str
     imap_port: int

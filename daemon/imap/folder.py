@@ -90,7 +90,7 @@ class ResyncLimitReached(PostroomError):
 
 
 class AccountSettings(Protocol):
-    """What :class:`FolderSync` reads from ``daemon.settings.Account``."""
+    """What :class:`FolderSync` reads from ``daemon.config.Account``."""
 
     id: str
     folder: str

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from imapclient import IMAPClient
 
-from daemon.secrets import Secret
+from daemon.config import Secret
 
 if TYPE_CHECKING:
     from daemon.imap.connection import ImapSession

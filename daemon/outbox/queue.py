@@ -91,8 +91,8 @@ class Outgoing:
     Build it with :meth:`from_config`; the processor and the API keep one per account.
 
     Attributes:
-        config: the whole :class:`~daemon.settings.Config` (accounts, runtime, daemon).
-        secret: the installation's key (:func:`daemon.secretkey.load_secret_key`), which
+        config: the whole :class:`~daemon.config.Config` (accounts, runtime, daemon).
+        secret: the installation's key (:func:`daemon.config.load_secret_key`), which
             signs Message-IDs.
         account_id: the sending account.
         now: the clock for the Date header (tests pass a fixed one).

@@ -17,10 +17,10 @@ __all__ = ["append_sent", "wants_sent_copy"]
 from collections.abc import Sequence
 from typing import Any
 
+from daemon.config import ImapConnection
 from daemon.errors import ProtocolError
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.login import password_login
-from daemon.settings import ImapConnection
 
 
 def wants_sent_copy(config: Any, account: Any) -> bool:

@@ -66,6 +66,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from daemon.config import Secret, is_loopback
 from daemon.errors import (
     AuthError,
     ConnectError,
@@ -76,8 +77,6 @@ from daemon.errors import (
     translated,
 )
 from daemon.limiters import shared_limiter
-from daemon.secrets import Secret
-from daemon.settings import is_loopback
 from daemon.store.base import OutboxItem
 
 T = TypeVar("T")

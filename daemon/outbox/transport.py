@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 import trio
 
+from daemon.config import MAILDIR, ImapConnection
 from daemon.errors import PermanentError
 from daemon.outbox.smtp import SmtpSettings, SmtpTransport
-from daemon.settings import MAILDIR, ImapConnection
 from daemon.store.base import OutboxItem
 
 #: The Maildir++ folder the demo "sends" into.

@@ -21,9 +21,9 @@ import pluggy
 if TYPE_CHECKING:
     from quart import Blueprint
 
+    from daemon.config import Account, Config
     from daemon.mail.model import Classification, ParsedMessage
     from daemon.plugins.events import ActionContext, Candidate, MessageImported
-    from daemon.settings import Account, Config
 
 PROJECT_NAME = "postroom"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

@@ -24,8 +24,8 @@ import win32service  # type: ignore[import-not-found]
 import win32serviceutil  # type: ignore[import-not-found]
 
 from daemon.app import run_daemon
+from daemon.config import load_config
 from daemon.log import configure_logging
-from daemon.settings import load_config
 
 
 class PostroomService(win32serviceutil.ServiceFramework):

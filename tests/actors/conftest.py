@@ -6,7 +6,7 @@
 * ``own_dovecot`` (function): a private instance, for tests that stop or restart it.
 * ``store``: a fresh SQLite store (AsyncStore) in tmp_path.
 * ``processor``: :class:`tests.fakes.processor.FakeProcessor` over that store.
-* ``imap_account`` / ``imap_connection``: real ``daemon.settings`` models for a user.
+* ``imap_account`` / ``imap_connection``: real ``daemon.config`` models for a user.
 * ``start_account``: runs ``run_imap_account`` under the real supervisor with a fast
   policy in the test's nursery, and returns its :class:`AccountHandle`.
 """
@@ -23,8 +23,7 @@ import trio
 
 from daemon.actors.imap import run_imap_account
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.secrets import Secret
-from daemon.settings import Account, ImapConnection
+from daemon.config import Account, ImapConnection, Secret
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary

@@ -15,12 +15,12 @@ from structlog.testing import capture_logs
 
 from daemon.actors.imap import run_imap_account
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
+from daemon.config import Secret
 from daemon.errors import ConnectError
 from daemon.imap import folder as folder_module
 from daemon.imap import idle as idle_module
 from daemon.imap.connection import imap_limiter
 from daemon.messages import OutcomeStatus
-from daemon.secrets import Secret
 from tests.actors.conftest import make_account, make_connection, wait_for_state, wait_for_status
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import POISON, FakeProcessor

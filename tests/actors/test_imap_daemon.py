@@ -13,7 +13,7 @@ import trio
 
 from daemon.actors.status import AccountState
 from daemon.app import run_daemon
-from daemon.settings import load_config
+from daemon.config import load_config
 from tests.fakes.dovecot import Dovecot, make_message
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from daemon.actors.processor import Processor
 from daemon.app import build_plugin_manager, open_daemon_store
+from daemon.config import parse_config
 from daemon.messages import Outcome, RawMessage, SourceKey
-from daemon.settings import parse_config
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SECRET = b"k" * 32

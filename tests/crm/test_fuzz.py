@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from daemon.actors.processor import Processor
 from daemon.app import build_plugin_manager, open_daemon_store
+from daemon.config import parse_config
 from daemon.messages import OutcomeStatus, RawMessage
-from daemon.settings import parse_config
 from tests.crm.conftest import BASE, SECRET
 
 CORPUS = sorted((Path(__file__).parents[1] / "corpus").glob("*.eml"))

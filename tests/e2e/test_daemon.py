@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from daemon import hookimpl
 from daemon.actors.status import AccountState
 from daemon.app import run_daemon
-from daemon.settings import load_config
+from daemon.config import load_config
 from tests.e2e.conftest import DEMO, drop, make_message, write_config
 
 

@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from daemon.app import run_daemon
+from daemon.config import parse_config
 from daemon.http.app import filter_value
-from daemon.settings import parse_config
 from tests.crm.conftest import BASE
 from tests.e2e.conftest import drop, make_message
 

@@ -12,9 +12,9 @@ import pytest
 import trio
 import trustme
 
+from daemon.config import Secret
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.login import password_login
-from daemon.secrets import Secret
 from tests.fakes.scripted_imap import ScriptedImap
 
 PASSWORD = "hunter2-very-secret"

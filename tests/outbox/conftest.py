@@ -26,11 +26,11 @@ import trustme
 
 from daemon.actors.processor import Processor
 from daemon.app import open_daemon_store
+from daemon.config import parse_config
 from daemon.messages import Outcome, RawMessage, SourceKey
 from daemon.outbox.queue import Outgoing, mail_queuer
 from daemon.outbox.reply import ReplyRequest, ReplyResult, queue_reply
 from daemon.plugins.manager import make_plugin_manager
-from daemon.settings import parse_config
 from daemon.store.base import OutboxItem
 from tests.fakes.smtp import FakeSmtp
 

@@ -11,8 +11,8 @@ import trio
 from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.app import run_daemon
 from daemon.cli import main
+from daemon.config import load_config
 from daemon.mail.parse import parse_message
-from daemon.settings import load_config
 from daemon.store import AsyncStore, open_store
 from tests.e2e.conftest import drop, write_config
 from tests.fakes.smtp import free_port

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from daemon.config import Secret
 from daemon.errors import AuthError, ConnectError
 from daemon.outbox.smtp import SmtpDeferred, SmtpRejected, SmtpSession, SmtpSettings
-from daemon.secrets import Secret
 from tests.fakes.smtp import FakeSmtp
 from tests.outbox.conftest import SMTP_PASSWORD
 

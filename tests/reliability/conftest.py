@@ -32,10 +32,9 @@ import trio
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountState, AccountStatus
 from daemon.app import build_plugin_manager, open_daemon, open_daemon_store
+from daemon.config import Config, load_config, load_secret_key
 from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, SourceKey
-from daemon.secretkey import load_secret_key
-from daemon.settings import Config, load_config
 from daemon.store import open_store
 from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
 
