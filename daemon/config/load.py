@@ -38,7 +38,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -92,7 +92,14 @@ class Config:
     base_dir: Path
     warnings: tuple[ConfigProblem, ...] = ()
 
-    from_toml: ClassVar[Any]
+    @classmethod
+    def from_toml(cls, path: str | Path, *, environ: Mapping[str, str] | None = None,
+                  today: date | None = None) -> Config:
+        """Read, validate and cross-check a postroom TOML file: :func:`load_config`.
+
+        Hypercorn's habit (``Config.from_toml``) for callers that start from the class.
+        """
+        return load_config(path, environ=environ, today=today)
 
     def account(self, account_id: str) -> Account:
         """The account with ``id == account_id``.
@@ -115,15 +122,6 @@ class Config:
             if connection.id == account.auth:
                 return connection
         raise KeyError(f"no oauth_app or imap_connection named {account.auth!r}")
-
-    def intake_kind(self, account: Account | str) -> Literal["graph", "imap", "maildir"]:
-        """How mail reaches ``account``: Graph (an ``api`` oauth app), IMAP, or Maildir."""
-        connection = self.connection_for(account)
-        if connection is None:
-            return "maildir"
-        if isinstance(connection, OAuthApp) and connection.base_scope == "api":
-            return "graph"
-        return "imap"
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
