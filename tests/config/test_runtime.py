@@ -12,7 +12,7 @@ from daemon.config.runtime import (
 )
 from daemon.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "runtime.example.json"
 REFERENCE = Path("/work/shared/reference/email-integration-configuration.txt")
 

@@ -6,8 +6,8 @@ import pytest
 
 from daemon.config import check_config
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "data" / "config"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "data" / "config"
 
 PASSWORD = "imap-password-VISIBLE-ONLY-IN-TESTS"
 FIXTURE_ENV = {"TEST_SECRET_KEY": "k" * 40, "TEST_API_TOKEN": "token",

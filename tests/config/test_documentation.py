@@ -1,0 +1,70 @@
+"""docs/config.md and config/postroom.example.toml name every key the models accept."""
+
+import re
+
+import pytest
+from pydantic import BaseModel
+
+from daemon.config import (
+    Account,
+    AutoReply,
+    ClosedParent,
+    DaemonSettings,
+    HttpSettings,
+    ImapConnection,
+    OAuthApp,
+)
+from daemon.config.problems import config_keys
+from daemon.config.runtime import RuntimeConfig
+from tests.config.conftest import ROOT
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "[daemon]": DaemonSettings,
+    "[http]": HttpSettings,
+    "[[oauth_apps]]": OAuthApp,
+    "[[imap_connections]]": ImapConnection,
+    "[[accounts]]": Account,
+    "auto_reply": AutoReply,
+    "closed_parent": ClosedParent,
+}
+
+
+def _doc_sections() -> dict[str, str]:
+    text = (ROOT / "docs" / "config.md").read_text()
+    parts = re.split(r"^## ", text, flags=re.MULTILINE)
+    return {part.split("\n", 1)[0].strip().strip("`"): part for part in parts[1:]}
+
+
+@pytest.mark.parametrize("heading", SECTIONS)
+def test_every_toml_key_is_documented(heading):
+    section = _doc_sections()[heading]
+    missing = [key for key in config_keys(SECTIONS[heading])
+               if f"### `{key}`" not in section]
+    assert missing == []
+
+
+def test_every_runtime_key_is_documented():
+    section = _doc_sections()["The runtime configuration JSON"]
+    missing = []
+    for model in _runtime_models(RuntimeConfig):
+        missing += [key for key in config_keys(model) if f"`{key}`" not in section]
+    assert missing == []
+
+
+def _runtime_models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    from daemon.config.problems import _as_model, _element_type
+
+    found = [model]
+    for field in model.model_fields.values():
+        inner = _as_model(field.annotation) or _as_model(_element_type(field.annotation))
+        if inner is not None and inner not in found:
+            found += [m for m in _runtime_models(inner) if m not in found]
+    return found
+
+
+@pytest.mark.parametrize("heading", SECTIONS)
+def test_example_toml_mentions_every_key(heading):
+    text = (ROOT / "config" / "postroom.example.toml").read_text()
+    missing = [key for key in config_keys(SECTIONS[heading])
+               if not re.search(rf"^\s*#?\s*{key}\s*=|[{{,]\s*{key}\s*=", text, re.MULTILINE)]
+    assert missing == []
