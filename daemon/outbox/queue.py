@@ -58,6 +58,7 @@ from markupsafe import Markup
 from daemon.crm.followers import is_vouched, vouch
 from daemon.crm.identify import SUBJECT_TAG, subject_tag
 from daemon.mail.ids import body_marker, make_message_id
+from daemon.outbox.budget import HELD, take_automatic_mail_budget
 from daemon.outbox.compose import (
     FilePart,
     Headers,
@@ -73,7 +74,6 @@ from daemon.outbox.compose import (
     template_environment,
     text_to_html,
 )
-from daemon.outbox.budget import HELD, take_automatic_mail_budget
 from daemon.outbox.phrases import phrases_for
 from daemon.store.base import Obj, OutboxItem, Tx
 
@@ -365,7 +365,8 @@ def _content(tx: Tx, out: Outgoing, kind: str, conversation: Obj, message: Obj,
     html = str(message.get(cm.property_message) or "")
     if kind == "reply":
         html += str(_signature(account))
-    current = ThreadEntry(author, _date(message.get(cm.property_date)), html)
+    current = ThreadEntry(author, _date(message.get(cm.property_date)), html,
+                          ours=message.get("direction") == "outgoing")
     attachments, inline = _files(tx, out, message.id)
     return _Content(_subject(out, conversation.id, base, reply=True), topic, author,
                     (current, *history), attachments, inline, store_context)
@@ -385,7 +386,8 @@ def _history(tx: Tx, out: Outgoing, conversation_id: int, message_id: int,
         address = str(m.get("fromaddress") or "").lower()
         sender = Mailbox(address, str(m.get("fromname") or names.get(address, "")))
         entries.append(ThreadEntry(sender, _date(m.get(cm.property_date)),
-                                   str(m.get(cm.property_message) or "")))
+                                   str(m.get(cm.property_message) or ""),
+                                   ours=m.get("direction") == "outgoing"))
     return entries
 
 
@@ -525,7 +527,7 @@ def _render(tx: Tx, out: Outgoing, kind: str, content: _Content, headers: Header
     thread = content.thread
     if content.auto_body is not None:
         body = text_to_html(render_text(content.auto_body, context)) + _signature(account)
-        thread = (ThreadEntry(content.author, headers.date, str(body)), *thread)
+        thread = (ThreadEntry(content.author, headers.date, str(body), ours=True), *thread)
     context |= {
         "conversation_messages": conversation_html(
             thread, zone=account.zone, print_zone=account.print_timezone,
