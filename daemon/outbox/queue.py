@@ -225,8 +225,8 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
     """Compose and enqueue one email per active, subscribed follower of the conversation.
 
     Leaves out the author and our own addresses and aliases (see the module docstring for
-    every rule); ``only`` restricts the recipients further (the automatic reply goes to the
-    new conversation's participants only). Creates the outgoing message follower rows
+    every rule); ``only`` restricts the recipients further (the automatic reply goes to its
+    sender only). Creates the outgoing message follower rows
     (``participationlevel`` ``to``, ``direction`` ``outgoing``, ``kind``) with their
     ``messageid`` and ``queueid``. Runs inside the caller's transaction; does no I/O
     besides the store.
