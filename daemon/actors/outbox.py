@@ -27,6 +27,10 @@ SMTP session per account and round. Results go to the store:
   ``conversationmessageerror`` (the SMTP code and text, the date) on the message
   follower. A recipient refused with 5xx also marks the follower ``failing``.
 
+Held items (automatic mail over its account's ``automatic_mail_per_hour``,
+:mod:`daemon.outbox.budget`) are never due; each round counts them into
+``status.held`` (shown in ``/status``) until the outbox API releases them.
+
 States (:class:`OutboxState`): ``idle`` (waiting for a wake-up or the next poll),
 ``sending`` (a round is running).
 
@@ -91,6 +95,7 @@ class OutboxStatus:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    held: int = 0  # automatic mail over its account's budget, in the store (last round)
     last_error: str | None = None
     changed: trio.Event = field(default_factory=trio.Event, repr=False)
 
@@ -100,7 +105,7 @@ class OutboxStatus:
 
     def as_json(self) -> dict[str, Any]:
         return {"state": self.state.value, "sent": self.sent, "retried": self.retried,
-                "failed": self.failed, "last_error": self.last_error}
+                "failed": self.failed, "held": self.held, "last_error": self.last_error}
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,8 @@ class OutboxActor:
             TransientError: the store could not be read (nothing was sent).
         """
         now = self._now()
-        items = await self.store.run(lambda tx: tx.due(now, self.batch_size))
+        items, self.status.held = await self.store.run(
+            lambda tx: (tx.due(now, self.batch_size), tx.count_outbox("held")))
         by_account: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_account.setdefault(item.account, []).append(item)

@@ -107,6 +107,10 @@ class Account(_TomlModel):
     stable_after_seconds: float = Field(default=5 * MINUTES, ge=0)
     auth_failures_before_park: int = Field(default=3, ge=1)
     auto_reply: AutoReply = AutoReply()
+    # The hub on the open internet (docs/sending.md, "Strangers").
+    max_new_followers_per_message: int = Field(default=20, ge=0)
+    notify_known_people: bool = True
+    automatic_mail_per_hour: int = Field(default=300, ge=1)
     closed_parent: ClosedParent | None = None
 
     @property

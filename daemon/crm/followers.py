@@ -5,17 +5,36 @@ address per conversation), each linked to its follower parents (``person``, ``co
 found by address). Our own addresses and aliases never become followers. A follower who
 unsubscribed stays unsubscribed; one who had gone inactive becomes active again when they
 write. Every address also gets a message follower row with its participation level.
+
+Followers and strangers: an address in the To or Cc of a mail from anyone on the internet
+is only a claim. A follower the importer creates is marked ``vouched = false`` unless a
+coworker stands behind it (the author of an agent's reply is); :func:`is_vouched` decides
+who may receive copies of *incoming* mail, and :func:`vouch` records that an agent's reply
+went to a follower. ``max_new`` caps how many followers one message may create: the rest
+are returned unadded, for the caller to record.
 """
 
 from __future__ import annotations
 
-__all__ = ["Participant", "add_followers", "followers_by_address", "participants"]
+__all__ = [
+    "VOUCHED",
+    "Participant",
+    "add_followers",
+    "followers_by_address",
+    "is_vouched",
+    "participants",
+    "vouch",
+]
 
 from dataclasses import dataclass
 from typing import Any
 
 from daemon.mail.model import ParsedMessage
 from daemon.store.base import Obj, Tx
+
+#: The follower property saying a coworker stands behind the address (absent: the CRM
+#: created the follower, which a coworker did).
+VOUCHED = "vouched"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +73,32 @@ def followers_by_address(tx: Tx, runtime: Any, conversation_id: int) -> dict[str
 
 
 def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
-                  message_email_id: str | None, people: list[Participant]
+                  message_email_id: str | None, people: list[Participant], *,
+                  vouched: bool = False, max_new: int | None = None
                   ) -> list[tuple[int, Participant]]:
     """Find or create the followers of ``people`` and a message follower for each.
 
+    Args:
+        vouched: whether a coworker stands behind the new followers (stored as
+            ``vouched``; an existing follower is left as it is).
+        max_new: create at most this many new followers; people beyond it get neither a
+            follower nor a message follower (None: no limit). Existing followers never
+            count against it.
+
     Returns:
-        ``(follower id, participant)`` pairs, in the order given.
+        ``(follower id, participant)`` pairs, in the order given; people left out by
+        ``max_new`` are missing.
     """
     fcfg, mfcfg = runtime.follower, runtime.message_follower
     existing = followers_by_address(tx, runtime, conversation_id)
     result = []
+    created = 0
     for person in people:
         follower = existing.get(person.email)
         if follower is None:
+            if max_new is not None and created >= max_new:
+                continue
+            created += 1
             links, known_name = _follower_parents(tx, runtime, person.email)
             props = {
                 fcfg.relation_conversation: conversation_id,
@@ -74,6 +106,7 @@ def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
                 fcfg.property_name: person.name or known_name,
                 fcfg.property_active: True,
                 fcfg.property_subscribed: True,
+                VOUCHED: vouched,
                 **links,
             }
             follower_id = tx.create(fcfg.limetype, props)
@@ -89,6 +122,28 @@ def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
         })
         result.append((follower_id, person))
     return result
+
+
+def is_vouched(follower: Obj, *, known_people: bool) -> bool:
+    """Whether copies of incoming mail may go to ``follower``.
+
+    Yes when a coworker stands behind it: the CRM created it (no ``vouched`` property) or
+    it is marked ``vouched`` (an agent's reply went to it), it is a coworker, or — with
+    ``known_people`` — it was linked to a CRM person when it was created, so the CRM knew
+    the address before the message that named it.
+    """
+    if follower.get(VOUCHED) is not False:
+        return True
+    if type(follower.get("coworker")) is int:
+        return True
+    return known_people and type(follower.get("person")) is int
+
+
+def vouch(tx: Tx, runtime: Any, followers: list[Obj]) -> None:
+    """Mark ``followers`` vouched for (an agent's reply is going to them)."""
+    for follower in followers:
+        if follower.get(VOUCHED) is False:
+            tx.update(runtime.follower.limetype, follower.id, {VOUCHED: True})
 
 
 def _follower_parents(tx: Tx, runtime: Any, email: str) -> tuple[dict[str, int], str]:

@@ -130,7 +130,10 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
     message_id = _create_message(tx, ctx, raw, parsed, job.classification, conversation_id)
     people = participants(parsed, ctx.own_addresses)
     followers = add_followers(tx, ctx.runtime, conversation_id, message_id,
-                              parsed.message_id, people)
+                              parsed.message_id, people,
+                              max_new=ctx.accounts[raw.account].max_new_followers_per_message)
+    if len(followers) < len(people):
+        _record_unadded(tx, ctx, raw, message_id, people, followers)
     _attach_files(tx, ctx, parent_cfg, parent_id, message_id, parsed)
     if kind is MessageKind.NORMAL:
         _send_replies(tx, ctx, raw, parsed, conversation_id, message_id, new_conversation,
@@ -216,10 +219,36 @@ def _record_bounce(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessa
                       rules=classification.rules)
 
 
+#: At most this many addresses are listed in a message's ``unaddedfollowers``.
+UNADDED_LISTED = 1000
+
+
+def _record_unadded(tx: Tx, ctx: Processing, raw: RawMessage, message_id: int,
+                    people: list[Participant], followers: list[tuple[int, Participant]]
+                    ) -> None:
+    """Note on the message who did not become a follower (``max_new_followers_per_message``).
+
+    The message keeps ``unaddedfollowers`` (the addresses, at most :data:`UNADDED_LISTED`;
+    the raw message has them all) and the event ``followers.capped`` says how many.
+    """
+    added = {p.email for _, p in followers}
+    unadded = [p.email for p in people if p.email not in added]
+    tx.update(ctx.runtime.conversation_message.limetype, message_id,
+              {"unaddedfollowers": unadded[:UNADDED_LISTED]})
+    tx.add_event("followers.capped", raw.account, {
+        "source_key": raw.source_key, "conversationmessage": message_id,
+        "added": len(followers), "unadded": len(unadded)})
+
+
 def _send_replies(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
                   conversation_id: int, message_id: int, new_conversation: bool,
                   people: list[Participant]) -> None:
-    """Queue the automatic reply (new conversation) or hub notifications (a reply)."""
+    """Queue the automatic reply (new conversation) or hub notifications (a reply).
+
+    The automatic reply goes to the sender alone (RFC 3834 §3.1: to the Return-Path or
+    From, never to the other recipients), and only within the sender's rate limit; who
+    receives a notification is decided by :func:`daemon.outbox.queue.queue_to_followers`.
+    """
     if ctx.queue_mail is None:
         return
     if not new_conversation:
@@ -231,12 +260,11 @@ def _send_replies(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessag
     now = ctx.now()
     if not auto_reply_due(account, parsed, raw.received_at, now):
         return
-    allowed = frozenset(p.email for p in people
-                        if take_auto_reply_allowance(tx, account, p.email, now))
-    if allowed:
+    sender = next((p.email for p in people if p.level == "from"), None)
+    if sender is not None and take_auto_reply_allowance(tx, account, sender, now):
         ctx.queue_mail(tx, raw.account, conversation_id=conversation_id,
                        conversation_message_id=message_id, kind="auto_reply",
-                       author_email=None, only=allowed)
+                       author_email=None, only=frozenset({sender}))
 
 
 def _closed_parent_policy(tx: Tx, ctx: Processing, account: Any, parent_cfg: Any,

@@ -2,12 +2,15 @@
 
 * **Automatic reply** (the reference's "Automatic Replies"): a new conversation started by
   a person (never automatic mail, bounces or our own mail) gets the account's automatic
-  reply, one copy per follower — unless the message is older than
+  reply, to the sender alone (RFC 3834 §3.1: never to the other recipients, whose
+  addresses are only the sender's word) — unless the message is older than
   ``auto_reply.max_age_hours`` (it was stuck somewhere; replying days later looks broken),
   or the recipient already got ``rate_limit_per_hour`` automatic replies in the last hour
   (or four times that in a day): the loop breaker for bots that slip through.
 * **Hub notification**: when a follower writes into an existing conversation, every other
-  active, subscribed follower gets a copy. Never for automatic mail.
+  active, subscribed follower a coworker vouched for gets a copy. Never for automatic mail.
+* Both count against the account's ``automatic_mail_per_hour``
+  (:mod:`daemon.outbox.budget`): beyond it they are queued held, not sent.
 
 The mail itself is composed and queued by :func:`daemon.outbox.queue.queue_to_followers`
 in the same transaction, so a crash cannot send a reply for a message that was not stored.

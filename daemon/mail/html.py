@@ -10,6 +10,14 @@ resolved later against the stored attachments) and ``data:image/...`` (raster fo
 only; a second cleaner with an attribute filter runs only when ``data:`` occurs at all,
 so the common path has no Python callback).
 
+:func:`without_remote_resources` is for customer HTML we quote in outgoing mail: it also
+removes everything a mail client would fetch from elsewhere when the mail is opened —
+image sources other than ``cid:`` and ``data:``, and inline CSS that names a resource
+(``url()``, ``image-set()``) — so we never relay a tracking pixel. It cleans twice:
+:func:`sanitize_html` first, which also normalises CSS (escapes such as ``u\\72l(`` come
+out as ``url(``), then a cleaner whose attribute filter looks at the normalised values
+with plain string tests (no regular expression over the document).
+
 Plain text is derived with regular expressions rather than an HTML parser: mail HTML is
 large and repetitive and a parse tree is not needed to place line breaks. Block elements
 become line breaks, ``<br>`` a line break, links keep their target when it differs from
@@ -18,7 +26,8 @@ their text, entities are unescaped and HTML whitespace is collapsed.
 
 from __future__ import annotations
 
-__all__ = ["html_to_text", "referenced_content_ids", "sanitize_html"]
+__all__ = ["html_to_text", "referenced_content_ids", "sanitize_html",
+           "without_remote_resources"]
 
 import html as _html
 import re
@@ -102,6 +111,45 @@ def sanitize_html(html: str) -> str:
     """
     cleaner = _DATA_CLEANER if "data:" in html else _PLAIN_CLEANER
     return cleaner.clean(html)
+
+
+def _no_remote_resources(tag: str, attribute: str, value: str) -> str | None:
+    """Keep an image source only when it is ``cid:`` or a raster ``data:`` image, and a
+    style only when it names no resource; everything else passes unchanged."""
+    if attribute == "src":
+        source = value.strip()
+        if source[:4].lower() == "cid:" or _DATA_IMAGE.match(source):
+            return value
+        return None
+    if attribute == "style":
+        lowered = value.lower()
+        return None if "url(" in lowered or "image" in lowered or "\\" in value else value
+    return value
+
+
+_LOCAL_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    clean_content_tags=_CLEAN_CONTENT,
+    attributes=_ATTRIBUTES,
+    attribute_filter=_no_remote_resources,
+    strip_comments=True,
+    link_rel="noopener noreferrer",
+    url_schemes=_SCHEMES | {"data"},
+    filter_style_properties=_STYLE_PROPERTIES,
+)
+
+
+def without_remote_resources(html: str) -> str:
+    """:func:`sanitize_html`, and nothing left that loads from elsewhere when shown.
+
+    Args:
+        html: untrusted HTML, typically a customer's message quoted in our mail.
+
+    Returns:
+        Safe HTML whose images are only ``cid:`` and raster ``data:`` ones (others lose
+        their ``src``) and whose inline styles name no ``url()`` or image; links stay.
+    """
+    return _LOCAL_CLEANER.clean(sanitize_html(html))
 
 
 _CID = re.compile(r"""\bcid:([^"'\s>)]+)""", re.I)

@@ -74,7 +74,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from daemon.errors import MessageTooLarge
-from daemon.mail.html import html_to_text, sanitize_html
+from daemon.mail.html import html_to_text, sanitize_html, without_remote_resources
 from daemon.mail.ids import body_marker, text_marker
 from daemon.outbox.phrases import phrases_for
 
@@ -130,11 +130,16 @@ class FilePart:
 
 @dataclass(frozen=True, slots=True)
 class ThreadEntry:
-    """One message of the conversation as the history shows it."""
+    """One message of the conversation as the history shows it.
+
+    ``ours`` marks our own mail (an agent's reply, our automatic text): its HTML may load
+    remote images; anyone else's is shown without remote resources.
+    """
 
     sender: Mailbox
     date: datetime | None
     html: str
+    ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +255,14 @@ def conversation_html(entries: Sequence[ThreadEntry], *, zone: ZoneInfo, print_z
 
     ``entries`` is newest first; the first is shown as the message itself, the others
     (up to :data:`HISTORY_LIMIT`) quoted below it, each under a "On <date>, <sender>
-    wrote:" line with the date in the account's time zone.
+    wrote:" line with the date in the account's time zone. HTML that is not
+    :attr:`~ThreadEntry.ours` loses its remote resources (no tracking pixel is relayed).
     """
     if not entries:
         return Markup("")
     words = phrases_for(language)
     parts = [Markup('<div class="postroom-message">{}</div>').format(
-        Markup(sanitize_html(entries[0].html)))]
+        Markup(_quotable(entries[0])))]
     for entry in entries[1:HISTORY_LIMIT + 1]:
         line = words.wrote.format(date=format_time(entry.date, zone, print_zone=print_zone),
                                   sender=entry.sender.label)
@@ -265,8 +271,12 @@ def conversation_html(entries: Sequence[ThreadEntry], *, zone: ZoneInfo, print_z
             '<p style="margin:0 0 8px 0;color:#6a737d;font-size:12px;">{}</p>'
             '<blockquote style="margin:0 0 0 4px;padding:0 0 0 12px;'
             'border-left:3px solid #d0d7de;color:#57606a;">{}</blockquote></div>'
-        ).format(line, Markup(sanitize_html(entry.html))))
+        ).format(line, Markup(_quotable(entry))))
     return Markup("\n").join(parts)
+
+
+def _quotable(entry: ThreadEntry) -> str:
+    return sanitize_html(entry.html) if entry.ours else without_remote_resources(entry.html)
 
 
 def merge_codes(*, kind: str, subject: str, recipient: Mailbox, others: Sequence[Mailbox],

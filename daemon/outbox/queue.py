@@ -25,7 +25,14 @@ Who receives a copy (in this order of rules):
 3. never the author (``author_email``), except for the automatic reply;
 4. for a notification, not a follower who got the incoming mail directly (they were in
    its To or Cc: a second copy would be a duplicate);
-5. only addresses in ``only`` when it is given.
+5. for a notification, only followers a coworker vouched for
+   (:func:`daemon.crm.followers.is_vouched`, with the account's ``notify_known_people``):
+   an address that merely appeared in a stranger's To or Cc gets nothing until an agent
+   answers; an agent's reply goes to every follower and vouches for them;
+6. only addresses in ``only`` when it is given.
+
+Automatic mail (notifications and automatic replies) counts against the account's
+sliding-hour budget (:mod:`daemon.outbox.budget`); copies beyond it are queued ``held``.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from daemon.crm.followers import is_vouched, vouch
 from daemon.crm.identify import SUBJECT_TAG, subject_tag
 from daemon.mail.ids import body_marker, make_message_id
+from daemon.outbox.budget import HELD, take_automatic_mail_budget
 from daemon.outbox.compose import (
     FilePart,
     Headers,
@@ -193,6 +202,7 @@ class StoreObject:
 class _Recipient:
     follower_id: int
     mailbox: Mailbox
+    follower: Obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +225,8 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
     """Compose and enqueue one email per active, subscribed follower of the conversation.
 
     Leaves out the author and our own addresses and aliases (see the module docstring for
-    every rule); ``only`` restricts the recipients further (the automatic reply goes to the
-    new conversation's participants only). Creates the outgoing message follower rows
+    every rule); ``only`` restricts the recipients further (the automatic reply goes to its
+    sender only). Creates the outgoing message follower rows
     (``participationlevel`` ``to``, ``direction`` ``outgoing``, ``kind``) with their
     ``messageid`` and ``queueid``. Runs inside the caller's transaction; does no I/O
     besides the store.
@@ -234,7 +244,8 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
         only: when given, the addresses (any case) that may receive a copy.
 
     Returns:
-        The outbox ids, in follower order; empty when nobody is to receive a copy.
+        The outbox ids, in follower order (any ``held`` ones last); empty when nobody
+        is to receive a copy.
 
     Raises:
         ValueError: an unknown ``kind``, or no such conversation or message.
@@ -254,19 +265,29 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
                              only=only, message_id=conversation_message_id)
     if not recipients:
         return []
+    if kind == "reply":
+        vouch(tx, rt, [r.follower for r in recipients])
     content = _content(tx, out, kind, conversation, message, followers)
-    ids = []
-    for recipient in recipients:
+    budget = (len(recipients) if kind == "reply" else
+              take_automatic_mail_budget(tx, out.account, out.now(), len(recipients)))
+    ids, held = [], []
+    for n, recipient in enumerate(recipients):
         others = tuple(r.mailbox for r in recipients if r is not recipient)
         queued = _queue_one(tx, out, kind, conversation, message.id, content, recipient,
-                            others, tuple(f.mailbox for f in followers))
+                            others, tuple(f.mailbox for f in followers),
+                            status="queued" if n < budget else HELD)
         if queued is not None:
-            ids.append(queued)
+            (ids if n < budget else held).append(queued)
     if ids:
         tx.add_event("outbox.queued", out.account_id, {
             "kind": kind, "conversation": conversation_id,
             "conversationmessage": conversation_message_id, "outbox": ids})
-    return ids
+    if held:
+        tx.add_event("outbox.held", out.account_id, {
+            "kind": kind, "conversation": conversation_id,
+            "conversationmessage": conversation_message_id, "outbox": held,
+            "reason": "automatic_mail_per_hour reached"})
+    return ids + held
 
 
 # -- who ---------------------------------------------------------------------------------
@@ -291,7 +312,7 @@ def _active_followers(tx: Tx, out: Outgoing, conversation_id: int) -> list[_Reci
         if follower.get(fcfg.property_subscribed) is False:
             continue
         name = str(follower.get(fcfg.property_name) or "")
-        result.setdefault(address, _Recipient(follower.id, Mailbox(address, name)))
+        result.setdefault(address, _Recipient(follower.id, Mailbox(address, name), follower))
     return list(result.values())
 
 
@@ -300,11 +321,14 @@ def _recipients(tx: Tx, out: Outgoing, followers: list[_Recipient], *, kind: str
                 ) -> list[_Recipient]:
     author = (author_email or "").strip().lower() if kind != "auto_reply" else ""
     allowed = None if only is None else {a.strip().lower() for a in only}
-    direct = _direct_recipients(tx, out, message_id) if kind == "notification" else set()
+    notification = kind == "notification"
+    direct = _direct_recipients(tx, out, message_id) if notification else set()
+    known = out.account.notify_known_people
     return [f for f in followers
             if f.mailbox.address != author
             and (allowed is None or f.mailbox.address in allowed)
-            and f.follower_id not in direct]
+            and f.follower_id not in direct
+            and (not notification or is_vouched(f.follower, known_people=known))]
 
 
 def _direct_recipients(tx: Tx, out: Outgoing, message_id: int) -> set[int]:
@@ -341,7 +365,8 @@ def _content(tx: Tx, out: Outgoing, kind: str, conversation: Obj, message: Obj,
     html = str(message.get(cm.property_message) or "")
     if kind == "reply":
         html += str(_signature(account))
-    current = ThreadEntry(author, _date(message.get(cm.property_date)), html)
+    current = ThreadEntry(author, _date(message.get(cm.property_date)), html,
+                          ours=message.get("direction") == "outgoing")
     attachments, inline = _files(tx, out, message.id)
     return _Content(_subject(out, conversation.id, base, reply=True), topic, author,
                     (current, *history), attachments, inline, store_context)
@@ -361,7 +386,8 @@ def _history(tx: Tx, out: Outgoing, conversation_id: int, message_id: int,
         address = str(m.get("fromaddress") or "").lower()
         sender = Mailbox(address, str(m.get("fromname") or names.get(address, "")))
         entries.append(ThreadEntry(sender, _date(m.get(cm.property_date)),
-                                   str(m.get(cm.property_message) or "")))
+                                   str(m.get(cm.property_message) or ""),
+                                   ours=m.get("direction") == "outgoing"))
     return entries
 
 
@@ -433,7 +459,7 @@ def _date(value: Any) -> datetime | None:
 
 def _queue_one(tx: Tx, out: Outgoing, kind: str, conversation: Obj, message_id: int,
                content: _Content, recipient: _Recipient, others: tuple[Mailbox, ...],
-               followers: tuple[Mailbox, ...]) -> int | None:
+               followers: tuple[Mailbox, ...], *, status: str = "queued") -> int | None:
     rt, account = out.runtime, out.account
     mf = rt.message_follower
     in_reply_to, references = _thread_ids(tx, out, recipient.follower_id, conversation)
@@ -463,7 +489,7 @@ def _queue_one(tx: Tx, out: Outgoing, kind: str, conversation: Obj, message_id: 
         return None
     outbox_id = tx.enqueue(OutboxItem(
         account=out.account_id, recipient=recipient.mailbox.address, message_id=signed,
-        raw=raw, kind=kind, message_follower_id=mf_id,
+        raw=raw, kind=kind, status=status, message_follower_id=mf_id,
         conversation_message_id=message_id))
     tx.update(mf.limetype, mf_id, {mf.property_message_id: signed,
                                    mf.property_queue_id: outbox_id})
@@ -501,7 +527,7 @@ def _render(tx: Tx, out: Outgoing, kind: str, content: _Content, headers: Header
     thread = content.thread
     if content.auto_body is not None:
         body = text_to_html(render_text(content.auto_body, context)) + _signature(account)
-        thread = (ThreadEntry(content.author, headers.date, str(body)), *thread)
+        thread = (ThreadEntry(content.author, headers.date, str(body), ours=True), *thread)
     context |= {
         "conversation_messages": conversation_html(
             thread, zone=account.zone, print_zone=account.print_timezone,

@@ -11,7 +11,8 @@ does not exist, or nobody would receive the mail. Otherwise it writes:
 3. the author as a follower of the conversation (so they hear about answers), with a
    ``from`` message follower;
 4. the text snippets' usage (``count`` + 1, ``lastused``);
-5. one composed copy per follower (:func:`daemon.outbox.queue.queue_to_followers`) —
+5. one composed copy per follower (:func:`daemon.outbox.queue.queue_to_followers`),
+   which marks each of them vouched for: from now on they also get hub notifications —
    which raises :class:`~daemon.outbox.compose.OutgoingTooLarge` for a reply above the
    account's ``max_outgoing_bytes``, rolling all of it back.
 
@@ -192,7 +193,7 @@ def queue_reply(tx: Tx, out: Outgoing, request: ReplyRequest) -> ReplyResult:
     html = sanitize_html(request.html)
     message_id = _create_message(tx, out, conversation, author, request.coworker_id, html)
     _attach(tx, rt, message_id, request.attachments, parent_limetype, parent_id)
-    add_followers(tx, rt, conversation.id, message_id, None, [author])
+    add_followers(tx, rt, conversation.id, message_id, None, [author], vouched=True)
     _count_use(tx, rt, snippets, out.now().isoformat())
     ids = queue_to_followers(tx, out, conversation_id=conversation.id,
                              conversation_message_id=message_id, kind="reply",

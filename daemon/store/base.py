@@ -81,9 +81,10 @@ class RawRecord:
 class OutboxItem:
     """One email to send. ``raw`` is the complete RFC 5322 message, built before queueing.
 
-    ``status``: ``queued`` -> ``sent`` | ``failed`` (permanent). ``attempts`` counts tries,
-    ``next_attempt_at`` is when the outbox actor may try again. ``message_follower_id``
-    links the send (and a later bounce) to the CRM record.
+    ``status``: ``queued`` -> ``sent`` | ``failed`` (permanent); automatic mail over the
+    account's budget starts ``held`` and waits for :meth:`Tx.release_outbox`.
+    ``attempts`` counts tries, ``next_attempt_at`` is when the outbox actor may try
+    again. ``message_follower_id`` links the send (and a later bounce) to the CRM record.
     """
 
     account: str
@@ -207,6 +208,15 @@ class Tx(Protocol):
         """Count an attempt and give up (permanent failure). KeyError if ``id`` is absent."""
 
     def find_outbox_by_message_id(self, message_id: str) -> OutboxItem | None: ...
+
+    def outbox_by_status(self, status: str, limit: int = 100) -> list[OutboxItem]:
+        """Items with ``status`` (``held``, ``failed``...), oldest first."""
+
+    def count_outbox(self, status: str) -> int:
+        """How many items have ``status``."""
+
+    def release_outbox(self, id: int) -> bool:
+        """Make a ``held`` item ``queued`` (due now); False if it is not held."""
 
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...

@@ -358,6 +358,20 @@ class PostgresTx:
     def mark_failed(self, id: int, error: str) -> None:
         self._update_outbox(id, "status = 'failed', last_error = %s", (error,))
 
+    def outbox_by_status(self, status: str, limit: int = 100) -> list[OutboxItem]:
+        rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = %s "
+                       "ORDER BY id LIMIT %s", (status, limit))
+        return [OutboxItem(*row) for row in rows]
+
+    def count_outbox(self, status: str) -> int:
+        row = self._x("SELECT count(*) FROM outbox WHERE status = %s", (status,)).fetchone()
+        return int(row[0])
+
+    def release_outbox(self, id: int) -> bool:
+        cur = self._x("UPDATE outbox SET status = 'queued', next_attempt_at = NULL "
+                      "WHERE id = %s AND status = 'held'", (id,))
+        return cur.rowcount == 1
+
     def find_outbox_by_message_id(self, message_id: str) -> OutboxItem | None:
         row = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE message_id = %s",
                       (message_id,)).fetchone()

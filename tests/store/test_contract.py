@@ -374,6 +374,24 @@ def test_outbox_round_trip(store: Store):
     assert (got.message_follower_id, got.conversation_message_id) == (3, 4)
 
 
+def test_held_items_are_listed_counted_and_released_never_due(store: Store):
+    with store.transaction() as tx:
+        a = tx.enqueue(mail("<a@x>", status="held"))
+        b = tx.enqueue(mail("<b@x>", status="held"))
+        c = tx.enqueue(mail("<c@x>"))
+    with store.transaction() as tx:
+        assert ids(tx.due(T0)) == [c]
+        assert ids(tx.outbox_by_status("held")) == [a, b]
+        assert ids(tx.outbox_by_status("held", limit=1)) == [a]
+        assert (tx.count_outbox("held"), tx.count_outbox("queued")) == (2, 1)
+        assert tx.release_outbox(b) is True
+        assert tx.release_outbox(b) is False  # no longer held
+        assert tx.release_outbox(c) is False
+    with store.transaction() as tx:
+        assert ids(tx.due(T0)) == [b, c]
+        assert tx.count_outbox("held") == 1
+
+
 def test_outbox_message_ids_are_unique(store: Store):
     with store.transaction() as tx:
         first = tx.enqueue(mail("<m1@x>"))
