@@ -7,9 +7,11 @@ as checkpoints in the store) and the account's :class:`AccountStatus`.
 Receives: wake-ups on ``handle.wakeups`` (a capacity-1 coalescing channel; any item means
 "sync now"), and, from the server, ``EXISTS`` while idling.
 
-Sends: each new message as a :class:`~daemon.messages.RawMessage` to ``submit``, one at a
-time in UID order, waiting for the committed :class:`~daemon.messages.Outcome`; then sets
-``\\Seen`` or moves the message to the failure folder (see :mod:`daemon.imap.folder`).
+Sends: new messages as :class:`~daemon.messages.RawMessage` in UID order, a fetch window
+at a time to ``submit_many`` (one by one to ``submit`` without it), waiting for the
+committed :class:`~daemon.messages.Outcome` of each; then sets ``\\Seen`` or moves the
+message to the failure folder (see :mod:`daemon.imap.folder`). The folder's progress
+reports (:class:`~daemon.imap.folder.SyncProgress`) become the account's status.
 
 States (:class:`AccountState`)::
 

@@ -147,8 +147,8 @@ def postroom_conversation_parent_properties(message: ParsedMessage, limetype: st
     :param limetype: the parent's limetype (``helpdesk`` by default).
     :param properties: the mapped properties (runtime configuration ``properties``);
         change it in place.
-    :returns: ignored. Every plugin is called, in registration order (last registered
-        first, as pluggy does).
+    :returns: ignored. Every plugin is called, in pluggy's call order (the last
+        registered first).
 
     Called inside the store transaction, in the store's worker thread, only when a new
     parent is created.
