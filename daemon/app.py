@@ -46,7 +46,7 @@ from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
 from daemon.http.probes import with_fast_probes
 from daemon.outbox.queue import mail_queuer
-from daemon.plugins.manager import call_async_hook, make_plugin_manager
+from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 
@@ -128,14 +128,7 @@ def build_plugin_manager(config: Config) -> pluggy.PluginManager:
     """Load plugins and hand each its ``[plugins.<name>]`` table."""
     pm = make_plugin_manager(modules=config.daemon.plugins,
                              disabled=config.daemon.plugins_disabled)
-    for impl in pm.hook.postroom_configure.get_hookimpls():
-        settings = config.plugins.get(impl.plugin_name, {})
-        try:
-            impl.function(**{k: v for k, v in (("config", config), ("settings", settings))
-                             if k in impl.argnames})
-        except Exception as exc:
-            log.error("plugin.hook_failed", plugin=impl.plugin_name,
-                      hook="postroom_configure", error=f"{type(exc).__name__}: {exc}")
+    configure_plugins(pm, config)
     return pm
 
 

@@ -212,7 +212,7 @@ async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
     from daemon.actors.processor import Processor
     from daemon.app import build_plugin_manager, open_daemon_store
     from daemon.config import load_secret_key
-    from daemon.messages import RawMessage, SourceKey
+    from daemon.messages import RawMessage, source_key
     from daemon.outbox.queue import mail_queuer
 
     store = await open_daemon_store(config)
@@ -220,7 +220,7 @@ async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
         secret = load_secret_key(config)
         processor = Processor(config, store, build_plugin_manager(config), secret=secret,
                               queue_mail=mail_queuer(config, secret))
-        key = SourceKey("deliver", account, hashlib.sha256(raw).hexdigest())
+        key = source_key("deliver", account, hashlib.sha256(raw).hexdigest())
         return await processor.process(RawMessage(account=account, source_key=key, raw=raw))
     finally:
         await store.aclose()

@@ -1,21 +1,23 @@
 """The values that travel between actors.
 
 Intake actors (Maildir, IMAP, Graph, ``postroom deliver``) hand a :class:`RawMessage` to the
-processor and get an :class:`Outcome` back on the reply channel they passed along. Only after
-the outcome says the message is safely committed does the intake touch the server (set
-``\\Seen``, move the file, move to the failure folder).
+processor through a :data:`Submit` (or :data:`SubmitMany`) and get an :class:`Outcome`
+back. Only after the outcome says the message is safely committed does the intake touch
+the server (set ``\\Seen``, move the file, move to the failure folder).
 """
 
 from __future__ import annotations
 
-__all__ = ["Checkpoint", "Outcome", "OutcomeStatus", "RawMessage", "SourceKey"]
+__all__ = ["Checkpoint", "Outcome", "OutcomeStatus", "RawMessage", "Submit", "SubmitMany",
+           "source_key"]
 
 import enum
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 
-def SourceKey(*parts: object) -> str:
+def source_key(*parts: object) -> str:
     """Build the unique key of a message at its source: ``imap:support:INBOX:1700000:42``.
 
     Parts are joined with ``:``; a ``:`` inside a part is escaped as ``%3A`` so that keys
@@ -43,7 +45,7 @@ class RawMessage:
 
     Attributes:
         account: the account id from the TOML file.
-        source_key: unique per account and source location (see :func:`SourceKey`).
+        source_key: unique per account and source location (see :func:`source_key`).
         raw: the RFC 5322 bytes, untouched.
         received_at: when the server says it arrived (IMAP INTERNALDATE), if known.
         checkpoint: committed together with the message, if given.
@@ -82,3 +84,10 @@ class Outcome:
     @property
     def failed(self) -> bool:
         return self.status is OutcomeStatus.FAILED
+
+
+#: How an intake actor hands a message to the processor and waits until it is committed
+#: (:meth:`daemon.actors.processor.Processor.submit`).
+Submit = Callable[[RawMessage], Awaitable[Outcome]]
+#: The same for a batch, imported in order in one transaction (group commit).
+SubmitMany = Callable[[Sequence[RawMessage]], Awaitable[list[Outcome]]]

@@ -7,9 +7,11 @@ as checkpoints in the store) and the account's :class:`AccountStatus`.
 Receives: wake-ups on ``handle.wakeups`` (a capacity-1 coalescing channel; any item means
 "sync now"), and, from the server, ``EXISTS`` while idling.
 
-Sends: each new message as a :class:`~daemon.messages.RawMessage` to ``submit``, one at a
-time in UID order, waiting for the committed :class:`~daemon.messages.Outcome`; then sets
-``\\Seen`` or moves the message to the failure folder (see :mod:`daemon.imap.folder`).
+Sends: new messages as :class:`~daemon.messages.RawMessage` in UID order, a fetch window
+at a time to ``submit_many`` (one by one to ``submit`` without it), waiting for the
+committed :class:`~daemon.messages.Outcome` of each; then sets ``\\Seen`` or moves the
+message to the failure folder (see :mod:`daemon.imap.folder`). The folder's progress
+reports (:class:`~daemon.imap.folder.SyncProgress`) become the account's status.
 
 States (:class:`AccountState`)::
 
@@ -48,13 +50,14 @@ from collections.abc import Callable
 import structlog
 import trio
 
-from daemon.actors.status import AccountHandle, AccountState, AccountStatus, Submit, SubmitMany
+from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.config import Account, ImapConnection
 from daemon.errors import ConfigError, ConfigProblem
-from daemon.imap.connection import ImapSession, open_session
-from daemon.imap.folder import FolderSync, ResyncLimitReached
+from daemon.imap.connection import ImapSession, LoginMethod, open_session
+from daemon.imap.folder import FolderSync, ResyncLimitReached, SyncProgress
 from daemon.imap.idle import idle_until_change
-from daemon.imap.login import LoginMethod, password_login
+from daemon.imap.login import password_login
+from daemon.messages import Submit, SubmitMany
 from daemon.store import AsyncStore
 
 log = structlog.get_logger("postroom.imap")
@@ -118,7 +121,7 @@ async def _run_session(account: Account, connection: ImapConnection, login: Logi
     async with open_session(connection, login, account=account.id) as session:
         ready()
         folder = FolderSync(session, account, store=store, submit=submit,
-                            submit_many=submit_many, status=handle.status)
+                            submit_many=submit_many, on_progress=_show_progress(handle.status))
         try:
             await _serve(session, folder, account, handle)
         except ResyncLimitReached as exc:
@@ -152,6 +155,16 @@ def _password_login(account: Account) -> LoginMethod:
             "config", f"accounts.{account.id}.password_env",
             "an IMAP account needs password_env or password_file")])
     return password_login(account.login, account.password)
+
+
+def _show_progress(status: AccountStatus) -> Callable[[SyncProgress], None]:
+    """Turn the folder's progress reports into ``status`` (counters, folder, last_uid)."""
+    def show(progress: SyncProgress) -> None:
+        status.extra.update(folder=progress.folder, uidvalidity=progress.uidvalidity,
+                            last_uid=progress.last_uid)
+        if progress.outcome is not None:
+            status.count(progress.outcome)
+    return show
 
 
 def _idle_state(status: AccountStatus) -> Callable[[], None]:

@@ -37,8 +37,8 @@ from typing import Any
 import structlog
 import trio
 
-from daemon.actors.status import AccountHandle, AccountState, SubmitMany
-from daemon.messages import Outcome, RawMessage, SourceKey
+from daemon.actors.status import AccountHandle, AccountState
+from daemon.messages import Outcome, RawMessage, SubmitMany, source_key
 
 log = structlog.get_logger("postroom.maildir")
 
@@ -124,7 +124,7 @@ async def _import_batch(account: Any, root: Path, names: list[str], submit: Subm
     if not files:
         return
     messages = [RawMessage(account=account.id, raw=raw, folder="new",
-                           source_key=SourceKey("maildir", account.id, _base_name(name)))
+                           source_key=source_key("maildir", account.id, _base_name(name)))
                 for name, raw in files]
     outcomes = await submit(messages)
     done = [(name, outcome) for (name, _), outcome in zip(files, outcomes, strict=True)]

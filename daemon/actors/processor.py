@@ -38,6 +38,7 @@ __all__ = ["INBOX_SIZE", "Processor"]
 
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,9 +101,8 @@ class Processor:
                               own_addresses=self.own_addresses,
                               conversation_of_token=self._conversation_of_token,
                               follower_of_token=self._follower_of_token,
-                              queue_mail=self._track(queue_mail), now=now)
+                              queue_mail=queue_mail, now=now)
         self._mail_queued = mail_queued
-        self._queued_in_transaction = False
         self._send, self._receive = trio.open_memory_channel[
             tuple[Sequence[RawMessage], _Reply]](INBOX_SIZE)
         self._hooks: trio.Nursery | None = None
@@ -162,7 +162,7 @@ class Processor:
                                          f"max_message_bytes ({limit}); not downloaded")
         try:
             job = await self._prepare(raw)
-            result = await self.store.run(import_message, self.ctx, job)
+            [result], queued = await self.store.run(_import_all, self.ctx, [job])
         except TransientError:
             raise
         except Exception as exc:
@@ -170,7 +170,7 @@ class Processor:
                       error=f"{type(exc).__name__}: {exc}",
                       where=traceback.extract_tb(exc.__traceback__)[-1].name)
             return await self._fail(raw, f"{type(exc).__name__}: {exc}")
-        self._committed(job, result)
+        self._committed(job, result, queued)
         return result.outcome
 
     async def process_many(self, raws: Sequence[RawMessage]) -> list[Outcome]:
@@ -179,7 +179,7 @@ class Processor:
             return [await self.process(raw) for raw in raws]
         try:
             jobs = [await self._prepare(raw) for raw in raws]
-            results = await self.store.run(_import_all, self.ctx, jobs)
+            results, queued = await self.store.run(_import_all, self.ctx, jobs)
         except TransientError:
             raise
         except Exception as exc:
@@ -187,7 +187,8 @@ class Processor:
                      error=f"{type(exc).__name__}: {exc}")
             return [await self.process(raw) for raw in raws]
         for job, result in zip(jobs, results, strict=True):
-            self._committed(job, result)
+            self._committed(job, result, queued)
+            queued = False  # wake the outbox once per transaction
         return [result.outcome for result in results]
 
     async def _prepare(self, raw: RawMessage) -> ImportJob:
@@ -197,25 +198,10 @@ class Processor:
         return ImportJob(raw, parsed, classification,
                          self._may_create_parent(parsed, classification, raw.account))
 
-    def _track(self, queue_mail: Callable[..., list[int]] | None
-               ) -> Callable[..., list[int]] | None:
-        """Wrap ``queue_mail`` to note (in the store thread) that mail was queued."""
-        if queue_mail is None:
-            return None
-
-        def tracked(*args: Any, **kwargs: Any) -> list[int]:
-            ids = queue_mail(*args, **kwargs)
-            self._queued_in_transaction = self._queued_in_transaction or bool(ids)
-            return ids
-
-        return tracked
-
-    def _committed(self, job: ImportJob, result: ImportResult) -> None:
+    def _committed(self, job: ImportJob, result: ImportResult, queued: bool) -> None:
         """Log the outcome, wake the outbox if mail was queued, start after-commit hooks."""
-        if self._queued_in_transaction:
-            self._queued_in_transaction = False
-            if self._mail_queued is not None:
-                self._mail_queued()
+        if queued and self._mail_queued is not None:
+            self._mail_queued()
         outcome, raw = result.outcome, job.raw
         log.info("message." + outcome.status.value, account=raw.account,
                  source_key=raw.source_key, message_id=job.parsed.message_id,
@@ -276,6 +262,24 @@ class Processor:
         return token.message_follower_id if token is not None else None
 
 
-def _import_all(tx: Any, ctx: Processing, jobs: Sequence[ImportJob]) -> list[ImportResult]:
-    """Import ``jobs`` in order in the one open transaction."""
-    return [import_message(tx, ctx, job) for job in jobs]
+def _import_all(tx: Any, ctx: Processing, jobs: Sequence[ImportJob]
+                ) -> tuple[list[ImportResult], bool]:
+    """Import ``jobs`` in order in the one open transaction (in the store's thread).
+
+    Returns:
+        The results, and whether any of them queued mail. Returned, not stored on the
+        processor, so nothing crosses from the store thread to the Trio task but the
+        result of ``store.run`` (and a rolled-back attempt leaves nothing behind).
+    """
+    queued = False
+    if ctx.queue_mail is not None:
+        queue_mail = ctx.queue_mail
+
+        def noting(*args: Any, **kwargs: Any) -> list[int]:
+            nonlocal queued
+            ids = queue_mail(*args, **kwargs)
+            queued = queued or bool(ids)
+            return ids
+
+        ctx = replace(ctx, queue_mail=noting)
+    return [import_message(tx, ctx, job) for job in jobs], queued

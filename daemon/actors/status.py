@@ -7,24 +7,17 @@ keeps per account: the status plus a way to wake the actor ("Sync emails").
 
 from __future__ import annotations
 
-__all__ = ["AccountHandle", "AccountState", "AccountStatus", "Submit", "SubmitMany"]
+__all__ = ["AccountHandle", "AccountState", "AccountStatus"]
 
 import contextlib
 import enum
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import trio
 
-from daemon.messages import Outcome, RawMessage
-
-#: How an intake actor hands a message to the processor and waits until it is committed.
-Submit = Callable[[RawMessage], Awaitable[Outcome]]
-#: The same for a batch, imported in order in one transaction (group commit).
-SubmitMany = Callable[[Sequence[RawMessage]], Awaitable[list[Outcome]]]
-
+from daemon.messages import Outcome
 
 _COUNTERS = {"imported": "imported", "duplicate": "duplicates",
              "discarded": "discarded", "failed": "failed"}

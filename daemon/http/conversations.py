@@ -30,11 +30,9 @@ from __future__ import annotations
 
 __all__ = ["conversations_blueprint"]
 
-import inspect
 from typing import TYPE_CHECKING, Any
 
 import structlog
-import trio
 from quart import Blueprint, jsonify, request
 
 from daemon.config import load_secret_key
@@ -49,7 +47,7 @@ from daemon.outbox.reply import (
     queue_reply,
 )
 from daemon.plugins.events import ActionContext
-from daemon.plugins.manager import HOOK_TIMEOUT, call_hook
+from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
 
 if TYPE_CHECKING:
@@ -197,16 +195,9 @@ async def _run_action(daemon: Daemon, action: Any, result: ReplyResult) -> dict[
                             conversation_message_id=result.conversation_message_id,
                             parent_limetype=limetype, parent_id=parent_id,
                             update_parent=update_parent)
-    outcome = call_hook(daemon.pm, "postroom_message_action", action_id=action.action.id,
-                        params=action.action.params, context=context)
-    try:
-        if inspect.isawaitable(outcome):
-            with trio.fail_after(HOOK_TIMEOUT):
-                outcome = await outcome
-    except Exception as exc:
-        log.error("message_action.failed", action=action.action.id,
-                  error=f"{type(exc).__name__}: {exc}")
-        return answer | {"error": f"{type(exc).__name__}: {exc}"}
+    outcome = await call_async_hook(daemon.pm, "postroom_message_action",
+                                    action_id=action.action.id,
+                                    params=action.action.params, context=context)
     return answer | {"handled": bool(outcome)}
 
 

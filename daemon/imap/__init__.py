@@ -4,24 +4,30 @@ Layout, one concept per module:
 
 * :mod:`daemon.imap.errors`: :func:`map_errors`, the one place library errors are translated;
 * :mod:`daemon.imap.connection`: :class:`ImapSession` (connect, TLS, calls in worker threads
-  under the shared :func:`imap_limiter`), :func:`open_session`;
-* :mod:`daemon.imap.login`: the pluggable :class:`LoginMethod`, :func:`password_login`;
+  under the shared :func:`imap_limiter`), :func:`open_session`, the :class:`LoginMethod`
+  protocol it calls, and :func:`take_untagged`, the one reach into imaplib's state;
+* :mod:`daemon.imap.login`: :func:`password_login`, a :class:`LoginMethod`;
 * :mod:`daemon.imap.idle`: :func:`idle_until_change`, IDLE without holding a thread;
-* :mod:`daemon.imap.folder`: :class:`FolderSync`, checkpointed sync of one folder.
+* :mod:`daemon.imap.folder`: :class:`FolderSync`, checkpointed sync of one folder, which
+  reports :class:`SyncProgress` to a callback.
+
+The package is plumbing below the actors: it never imports :mod:`daemon.actors`; the IMAP
+actor (:mod:`daemon.actors.imap`) drives it.
 """
 
 from daemon.imap.connection import (
     DEFAULT_IMAP_THREADS,
     ImapSession,
+    LoginMethod,
     SelectInfo,
     imap_limiter,
     open_session,
-    set_imap_thread_limit,
+    take_untagged,
 )
 from daemon.imap.errors import map_errors
-from daemon.imap.folder import FolderState, FolderSync, ResyncLimitReached
+from daemon.imap.folder import FolderState, FolderSync, ResyncLimitReached, SyncProgress
 from daemon.imap.idle import IdleEnd, idle_until_change
-from daemon.imap.login import LoginMethod, password_login
+from daemon.imap.login import password_login
 
 __all__ = [
     "DEFAULT_IMAP_THREADS",
@@ -32,10 +38,11 @@ __all__ = [
     "LoginMethod",
     "ResyncLimitReached",
     "SelectInfo",
+    "SyncProgress",
     "idle_until_change",
     "imap_limiter",
     "map_errors",
     "open_session",
     "password_login",
-    "set_imap_thread_limit",
+    "take_untagged",
 ]

@@ -37,10 +37,11 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_IMAP_THREADS",
     "ImapSession",
+    "LoginMethod",
     "SelectInfo",
     "imap_limiter",
     "open_session",
-    "set_imap_thread_limit",
+    "take_untagged",
     "tls_context",
 ]
 
@@ -52,7 +53,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 import trio
@@ -62,9 +63,6 @@ from daemon.config import is_loopback
 from daemon.errors import ConfigError, ConfigProblem, ConnectError, ProtocolError
 from daemon.imap.errors import map_errors
 from daemon.limiters import shared_limiter
-
-if TYPE_CHECKING:
-    from daemon.imap.login import LoginMethod
 
 log = structlog.get_logger("postroom.imap")
 
@@ -77,15 +75,29 @@ DEFAULT_IMAP_THREADS = 100
 imap_limiter = shared_limiter("imap_limiter", DEFAULT_IMAP_THREADS)
 
 
-def set_imap_thread_limit(threads: int) -> None:
-    """Resize the shared limiter (the daemon calls this at startup from its config).
+class LoginMethod(Protocol):
+    """Authenticate ``session``; raise :class:`~daemon.errors.AuthError` when refused.
 
-    Raises:
-        ValueError: ``threads`` is below 1.
+    The step between TLS and SELECT; :mod:`daemon.imap.login` has the implementations.
     """
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, not {threads}")
-    imap_limiter().total_tokens = threads
+
+    async def __call__(self, session: ImapSession) -> None: ...
+
+
+def take_untagged(client: IMAPClient, name: str) -> list[Any]:
+    """Remove and return the untagged ``name`` responses (e.g. ``"EXISTS"``) imaplib kept.
+
+    imaplib files every untagged response it reads into ``IMAP4.untagged_responses`` (a
+    dict of lists by response name), including ones that came with another command's
+    reply and that imapclient never hands back. That is the only way to learn that an
+    ``EXISTS`` arrived with a SEARCH's response. This function is the one place postroom
+    reads that private dict; call it in the worker thread that owns the client.
+
+    Returns:
+        The responses' data, oldest first; empty when none arrived since the last call.
+    """
+    responses: list[Any] = client._imap.untagged_responses.pop(name, [])
+    return responses
 
 
 class ConnectionSettings(Protocol):

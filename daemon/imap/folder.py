@@ -41,6 +41,11 @@ Protocol notes (RFC 3501 §2.3.1.1, RFC 7162, and the Nylas sync engine's lesson
   as DUPLICATE and are merely marked read. After :data:`MAX_CONSECUTIVE_RESYNCS` changes in
   a row without a stable round in between, :class:`ResyncLimitReached` is raised and the
   actor parks the account.
+
+Progress goes to the caller, never to actor state: :meth:`FolderSync.sync` returns how many
+messages it handled, and the ``on_progress`` callback receives a :class:`SyncProgress`
+after each SELECT, each committed message and each settled window (the actor turns it into
+its status). This package never imports :mod:`daemon.actors`.
 """
 
 from __future__ import annotations
@@ -53,20 +58,28 @@ __all__ = [
     "FolderState",
     "FolderSync",
     "ResyncLimitReached",
+    "SyncProgress",
     "checkpoint_key",
 ]
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Protocol
 
 import structlog
 
-from daemon.actors.status import AccountStatus, Submit, SubmitMany
 from daemon.errors import PostroomError, ProtocolError
-from daemon.imap.connection import ImapSession, SelectInfo
-from daemon.messages import Checkpoint, Outcome, OutcomeStatus, RawMessage, SourceKey
+from daemon.imap.connection import ImapSession, SelectInfo, take_untagged
+from daemon.messages import (
+    Checkpoint,
+    Outcome,
+    OutcomeStatus,
+    RawMessage,
+    Submit,
+    SubmitMany,
+    source_key,
+)
 from daemon.store import AsyncStore, Tx
 
 log = structlog.get_logger("postroom.imap")
@@ -116,6 +129,28 @@ class FolderState:
     flagged_uid: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    """Where a folder's sync stands, for the ``on_progress`` callback of :class:`FolderSync`.
+
+    Attributes:
+        folder: the folder being synced.
+        uidvalidity: its UIDVALIDITY (None before the first SELECT).
+        last_uid: every UID up to this one is settled.
+        outcome: the outcome of the message just committed (None for a SELECT or a
+            settled window).
+    """
+
+    folder: str
+    uidvalidity: int | None
+    last_uid: int
+    outcome: Outcome | None = None
+
+
+def _ignore_progress(progress: SyncProgress) -> None:
+    """The default ``on_progress``: nobody is watching."""
+
+
 _FIELDS = ("uidvalidity", "last_uid", "initial_until", "highestmodseq", "resyncs",
            "flagged_uid")
 
@@ -136,18 +171,20 @@ class FolderSync:
     """Brings one selected folder's new messages into the store, then sets their flags.
 
     Owned by the IMAP actor for the life of one session; not shareable.
+    ``on_progress`` is called (in the caller's Trio task, synchronously) with a
+    :class:`SyncProgress` after each SELECT, committed message and settled window.
     """
 
     def __init__(self, session: ImapSession, account: AccountSettings, *,
-                 store: AsyncStore, submit: Submit, status: AccountStatus,
-                 submit_many: SubmitMany | None = None) -> None:
+                 store: AsyncStore, submit: Submit, submit_many: SubmitMany | None = None,
+                 on_progress: Callable[[SyncProgress], None] = _ignore_progress) -> None:
         self.session = session
         self.account = account
         self.folder = account.folder
         self.store = store
         self.submit = submit
         self.submit_many = submit_many
-        self.status = status
+        self.on_progress = on_progress
         self.state = FolderState()
         self._pending_modseq: int | None = None
         self._failure_folder_ready = False
@@ -190,9 +227,12 @@ class FolderSync:
             self.state = replace(stored, resyncs=0)
             await self._save(resyncs=0)
         self._pending_modseq = info.highestmodseq
-        self.status.extra.update(folder=self.folder, uidvalidity=info.uidvalidity,
-                                 last_uid=self.state.last_uid)
+        self._report()
         return info
+
+    def _report(self, outcome: Outcome | None = None) -> None:
+        self.on_progress(SyncProgress(self.folder, self.state.uidvalidity,
+                                      self.state.last_uid, outcome))
 
     async def _confirm_change(self, first: SelectInfo) -> SelectInfo:
         """SELECT once more: a real change repeats, a glitch does not."""
@@ -273,10 +313,9 @@ class FolderSync:
         """``UID SEARCH UID *``, and whether an EXISTS arrived with its response."""
         client = self.session.client
         assert client is not None
-        untagged = client._imap.untagged_responses  # imaplib keeps what nobody asked for
-        untagged.pop("EXISTS", None)
+        take_untagged(client, "EXISTS")  # forget announcements from before the SEARCH
         uids = list(client.search(["UID", "*"]))
-        return uids, untagged.pop("EXISTS", None) is not None
+        return uids, bool(take_untagged(client, "EXISTS"))
 
     async def _search(self, lo: int, hi: int) -> list[int]:
         """UIDs in ``lo..hi`` to import, ascending; below ``initial_until`` unread only."""
@@ -378,8 +417,7 @@ class FolderSync:
     def _record(self, uid: int, outcome: Outcome, size: int) -> None:
         """Bookkeeping after a committed outcome."""
         self.state = replace(self.state, last_uid=uid)
-        self.status.count(outcome)
-        self.status.extra["last_uid"] = uid
+        self._report(outcome)
         # debug: the processor's message.<status> line is the canonical one per message
         log.debug("imap.message.done", uid=uid, status=outcome.status.value, size=size)
 
@@ -388,7 +426,7 @@ class FolderSync:
         if uid > self.state.last_uid or uid > self.state.flagged_uid:
             await self._save(last_uid=uid, flagged_uid=uid)
             self.state = replace(self.state, last_uid=uid, flagged_uid=uid)
-            self.status.extra["last_uid"] = uid
+            self._report()
 
     async def _finish_flags(self) -> None:
         """Set the flags a crash left unset: unread messages in ``flagged_uid+1..last_uid``.
@@ -419,7 +457,7 @@ class FolderSync:
         log.info("imap.flags.finished", first=lo, last=hi, seen=len(seen), moved=len(failed))
 
     def _source_key(self, uid: int) -> str:
-        return SourceKey("imap", self.account.id, self.folder, self.state.uidvalidity, uid)
+        return source_key("imap", self.account.id, self.folder, self.state.uidvalidity, uid)
 
     # -- flags and the failure folder ---------------------------------------------------
 

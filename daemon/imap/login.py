@@ -1,6 +1,7 @@
 """How an IMAP session authenticates: the pluggable step between TLS and SELECT.
 
-A :class:`LoginMethod` is an async callable given the connected (not yet authenticated)
+A :class:`~daemon.imap.connection.LoginMethod` (defined next to the session that calls
+it) is an async callable given the connected (not yet authenticated)
 :class:`~daemon.imap.connection.ImapSession`. It is async so that a method needing a fresh
 credential first (XOAUTH2: an access token from msal, fetched in its own thread under its
 own lock) can await it, then run the blocking step through ``session.call``.
@@ -21,22 +22,12 @@ traceback (whose frames hold the password) attached.
 
 from __future__ import annotations
 
-__all__ = ["LoginMethod", "password_login"]
-
-from typing import TYPE_CHECKING, Protocol
+__all__ = ["password_login"]
 
 from imapclient import IMAPClient
 
 from daemon.config import Secret
-
-if TYPE_CHECKING:
-    from daemon.imap.connection import ImapSession
-
-
-class LoginMethod(Protocol):
-    """Authenticate ``session``; raise :class:`~daemon.errors.AuthError` when refused."""
-
-    async def __call__(self, session: ImapSession) -> None: ...
+from daemon.imap.connection import ImapSession, LoginMethod
 
 
 def password_login(username: str, password: Secret) -> LoginMethod:

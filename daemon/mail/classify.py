@@ -6,8 +6,8 @@ treated as automatic. The verdict follows a fixed precedence::
 
     OWN  >  BOUNCE  >  AUTOMATIC  >  NORMAL
 
-Rules and their signals (the union of the rules of Zammad, FreeScout, RT, osTicket,
-django-helpdesk and Znuny, shared/reference/helpdesk-ingestion.md §2-§4, plus our own):
+Rules and their signals (the union of what Zammad, FreeScout, RT, osTicket, django-helpdesk
+and Znuny check for automatic mail, bounces and loops, plus our own):
 
 OWN (our own mail coming back: a loop)
     ``own.from``          From is one of the account's addresses or aliases.

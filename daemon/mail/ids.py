@@ -11,8 +11,8 @@ Every message we send carries a Message-ID like ``pr.<payload>.<mac>@<domain>``:
 
 A reply's In-Reply-To / References then tell us the conversation *and* the exact message
 follower, and a forged or damaged id fails :func:`parse_message_id` instead of threading
-into someone else's conversation. Compared with the helpdesks we studied
-(shared/reference/helpdesk-ingestion.md §1, §4):
+into someone else's conversation. Compared with how other helpdesks thread replies and
+prevent loops:
 
 * FreeScout's ``notify-<thread>-<user>`` ids are unsigned, so two installations misroute
   each other's mail (freescout#4557); ours carry the installation and a MAC per secret.

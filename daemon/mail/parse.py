@@ -19,7 +19,7 @@ Defects, by source:
   ``tnef-unreadable``;
 * ``internal-error:<ExceptionType>`` - a parser bug; the fuzz tests keep this unreachable.
 
-Design notes (rules from the helpdesk survey, shared/reference/helpdesk-ingestion.md §7):
+Design notes (attachments, inline images and charsets, as other helpdesks get them wrong):
 
 * MIME splitting is done by :mod:`daemon.mail.mime` with ``bytes.find`` and compiled
   regular expressions; the stdlib feed parser was 4x slower on the benchmark mix

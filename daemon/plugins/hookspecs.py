@@ -1,11 +1,15 @@
 """The hooks postroom calls, in the order a message meets them.
 
-Every hook is synchronous as pluggy calls it. Where a hook says "may return an awaitable",
-the caller runs that awaitable in the daemon's Trio task under a timeout
-(:func:`daemon.plugins.manager.call_async_hook`), so a slow or broken plugin cannot stall an
-actor. An exception raised inside any hook is caught, logged as ``plugin.hook_failed`` with
-the plugin's name, and treated as if that plugin had returned ``None``: a broken plugin
-never stops an import.
+Every hook is synchronous as pluggy calls it. Where a hook says "may return an awaitable"
+(:data:`MAY_AWAIT`), the caller runs that awaitable in the daemon's Trio task under a
+timeout (:func:`daemon.plugins.manager.call_async_hook`), so a slow or broken plugin cannot
+stall an actor. An exception raised inside any hook is caught, logged as
+``plugin.hook_failed`` with the plugin's name, and treated as if that plugin had returned
+``None``: a broken plugin never stops an import.
+
+Plugins are asked in pluggy's call order: the plugin registered last first (``tryfirst`` /
+``trylast`` move an implementation to the front / back). Hook wrappers
+(``hookimpl(wrapper=True)``, ``hookwrapper=True``) are refused when the plugin is registered.
 
 Implement hooks with :data:`hookimpl` (``from daemon import hookimpl``); implementations may
 accept any subset of the documented arguments.
@@ -143,8 +147,8 @@ def postroom_conversation_parent_properties(message: ParsedMessage, limetype: st
     :param limetype: the parent's limetype (``helpdesk`` by default).
     :param properties: the mapped properties (runtime configuration ``properties``);
         change it in place.
-    :returns: ignored. Every plugin is called, in registration order (last registered
-        first, as pluggy does).
+    :returns: ignored. Every plugin is called, in pluggy's call order (the last
+        registered first).
 
     Called inside the store transaction, in the store's worker thread, only when a new
     parent is created.
@@ -182,8 +186,12 @@ def postroom_message_action(action_id: str, params: Mapping[str, Any],
     :param params: the action's ``params`` from the runtime configuration.
     :param context: the conversation, parent (limetype and id), message and a handle to the
         store for the change.
-    :returns: True (or an awaitable of True) when this plugin handled the action, None when
-        it does not know the id. ``firstresult``.
+    :returns: True (or an awaitable of True) when this plugin handled the action, None (or
+        an awaitable of None) when it does not know the id. ``firstresult``: each plugin's
+        awaitable is awaited before the next plugin is asked; the first non-None value wins.
+        An exception or a timeout counts as None.
+
+    Called in the HTTP request's Trio task after the message was queued.
 
     .. versionadded:: 0.1
     """
@@ -202,3 +210,9 @@ def postroom_shutdown() -> Awaitable[None] | None:
 
     .. versionadded:: 0.1
     """
+
+
+#: The hooks whose implementations may return an awaitable; postroom calls them with
+#: :func:`daemon.plugins.manager.call_async_hook`, the others with ``call_hook``.
+MAY_AWAIT = frozenset({"postroom_message_imported", "postroom_message_action",
+                       "postroom_shutdown"})

@@ -19,7 +19,8 @@ from daemon.config import Secret
 from daemon.errors import ConnectError
 from daemon.imap import folder as folder_module
 from daemon.imap import idle as idle_module
-from daemon.imap.connection import imap_limiter
+from daemon.imap.connection import imap_limiter, open_session
+from daemon.imap.login import password_login
 from daemon.messages import OutcomeStatus
 from tests.actors.conftest import make_account, make_connection, wait_for_state, wait_for_status
 from tests.fakes.dovecot import Dovecot, make_message
@@ -363,3 +364,39 @@ async def test_wrong_ca_is_refused_with_a_clear_error(dovecot, store, tmp_path, 
 
 async def _never(message):
     raise AssertionError("nothing may be submitted")
+
+
+# -- progress: the folder reports by callback, the actor turns it into status -----------
+
+async def test_folder_sync_reports_progress_by_callback(dovecot, imap_connection, store,
+                                                        processor: FakeProcessor):
+    user = dovecot.add_user()
+    account = make_account(user)
+    raws = [make_message(f"Progress {n}") for n in range(2)]
+    uids = [await append(dovecot, user, raw) for raw in raws]
+    reports: list[folder_module.SyncProgress] = []
+    login = password_login(account.login, account.password)
+    async with open_session(imap_connection, login, account=account.id) as session:
+        sync = folder_module.FolderSync(session, account, store=store,
+                                        submit=processor.submit, on_progress=reports.append)
+        assert await sync.sync() == 2
+    uidvalidity = sync.state.uidvalidity
+    assert uidvalidity is not None
+    assert reports[0] == folder_module.SyncProgress("INBOX", uidvalidity, 0)  # the SELECT
+    committed = [r for r in reports if r.outcome is not None]
+    assert [(r.last_uid, r.outcome.status) for r in committed] == [
+        (uid, OutcomeStatus.IMPORTED) for uid in uids]
+    assert reports[-1].last_uid == uids[-1] and reports[-1].outcome is None  # settled
+
+
+async def test_the_actor_shows_the_folders_progress_in_its_status(
+        dovecot, imap_connection, start_account, processor: FakeProcessor):
+    user = dovecot.add_user()
+    uid = await append(dovecot, user, make_message("Shown in status"))
+    handle = await start_account(make_account(user), imap_connection)
+    with trio.fail_after(10):
+        await caught_up(handle, 1)
+    shown = handle.status.as_json()
+    assert shown["counts"]["imported"] == 1
+    assert shown["folder"] == "INBOX" and shown["last_uid"] == uid
+    assert isinstance(shown["uidvalidity"], int)

@@ -14,7 +14,7 @@ import pytest
 from daemon.actors.processor import Processor
 from daemon.app import build_plugin_manager, open_daemon_store
 from daemon.config import parse_config
-from daemon.messages import Outcome, RawMessage, SourceKey
+from daemon.messages import Outcome, RawMessage, source_key
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 SECRET = b"k" * 32
@@ -57,7 +57,7 @@ class Harness:
                    received_at: datetime | None = NOW) -> Outcome:
         self._n += 1
         return await self.processor.process(RawMessage(
-            account=account, source_key=SourceKey("test", account, self._n), raw=raw,
+            account=account, source_key=source_key("test", account, self._n), raw=raw,
             received_at=received_at))
 
     async def find(self, limetype: str, **where: Any) -> list[Any]:

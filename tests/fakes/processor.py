@@ -1,6 +1,6 @@
 """A stand-in for the processor that keeps its intake contract with a real store.
 
-``FakeProcessor(store).submit`` is a :data:`daemon.actors.status.Submit`: it commits the
+``FakeProcessor(store).submit`` is a :data:`daemon.messages.Submit`: it commits the
 raw bytes, a result and the message's checkpoint in one transaction, then returns the
 :class:`Outcome`, exactly as the processor promises intake actors:
 

@@ -10,9 +10,10 @@ import trio
 
 from daemon.errors import AuthError, ConfigError, ConnectError
 from daemon.imap.connection import (
+    DEFAULT_IMAP_THREADS,
     imap_limiter,
     open_session,
-    set_imap_thread_limit,
+    take_untagged,
     tls_context,
 )
 from tests.fakes.scripted_imap import ScriptedImap
@@ -51,12 +52,17 @@ def test_verification_can_be_switched_off_explicitly():
     assert context.verify_mode is ssl.CERT_NONE and not context.check_hostname
 
 
-async def test_thread_limit_is_shared_and_resizable():
+async def test_thread_limit_is_shared_within_a_run():
     assert imap_limiter() is imap_limiter()
-    set_imap_thread_limit(7)
-    assert imap_limiter().total_tokens == 7
-    with pytest.raises(ValueError, match="at least 1"):
-        set_imap_thread_limit(0)
+    assert imap_limiter().total_tokens == DEFAULT_IMAP_THREADS
+
+
+def test_take_untagged_removes_what_imaplib_kept_for_that_name_only():
+    kept = {"EXISTS": [b"3", b"4"], "RECENT": [b"1"]}
+    client = SimpleNamespace(_imap=SimpleNamespace(untagged_responses=kept))
+    assert take_untagged(client, "EXISTS") == [b"3", b"4"]
+    assert take_untagged(client, "EXISTS") == []
+    assert kept == {"RECENT": [b"1"]}
 
 
 async def test_refused_login_carries_the_servers_reason_and_no_password(scripted):

@@ -27,7 +27,7 @@ import trustme
 from daemon.actors.processor import Processor
 from daemon.app import open_daemon_store
 from daemon.config import parse_config
-from daemon.messages import Outcome, RawMessage, SourceKey
+from daemon.messages import Outcome, RawMessage, source_key
 from daemon.outbox.queue import Outgoing, mail_queuer
 from daemon.outbox.reply import ReplyRequest, ReplyResult, queue_reply
 from daemon.plugins.manager import make_plugin_manager
@@ -136,7 +136,7 @@ class Env:
     async def feed(self, raw: bytes, account: str = "support") -> Outcome:
         self._n += 1
         return await self.processor.process(RawMessage(
-            account=account, source_key=SourceKey("test", account, self._n), raw=raw,
+            account=account, source_key=source_key("test", account, self._n), raw=raw,
             received_at=self.clock()))
 
     async def conversation_with_three(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from daemon import ActionContext
-from daemon.plugins.manager import call_hook, make_plugin_manager
+from daemon.plugins.manager import call_async_hook, make_plugin_manager
 from plugins_contrib import update_limeobject
 from plugins_contrib.update_limeobject import ACTION_ID, properties_from
 
@@ -42,12 +42,13 @@ async def test_the_hook_updates_the_parent_and_ignores_other_actions():
     pm = make_plugin_manager(load_entry_points=False,
                              modules=["plugins_contrib.update_limeobject"])
     changes: list[dict[str, Any]] = []
-    assert call_hook(pm, "postroom_message_action", action_id="other.thing", params={},
-                     context=context(changes)) is None
-    result = call_hook(pm, "postroom_message_action", action_id=ACTION_ID,
-                       params={"limeObject": {"helpdeskstatus": {"constant": "closed"}}},
-                       context=context(changes))
-    assert await result is True
+    assert await call_async_hook(pm, "postroom_message_action", action_id="other.thing",
+                                 params={}, context=context(changes)) is None
+    result = await call_async_hook(
+        pm, "postroom_message_action", action_id=ACTION_ID,
+        params={"limeObject": {"helpdeskstatus": {"constant": "closed"}}},
+        context=context(changes))
+    assert result is True
     assert changes == [{"helpdeskstatus": "closed"}]
 
 

@@ -34,7 +34,7 @@ from daemon.actors.status import AccountState, AccountStatus
 from daemon.app import build_plugin_manager, open_daemon, open_daemon_store
 from daemon.config import Config, load_config, load_secret_key
 from daemon.imap.folder import checkpoint_key
-from daemon.messages import Checkpoint, RawMessage, SourceKey
+from daemon.messages import Checkpoint, RawMessage, source_key
 from daemon.store import open_store
 from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
 
@@ -206,7 +206,7 @@ def take_census(db: Path, *, limit: int = 100_000) -> Census:
 
 
 def imap_source_key(uidvalidity: int, uid: int) -> str:
-    return SourceKey("imap", ACCOUNT, "INBOX", uidvalidity, uid)
+    return source_key("imap", ACCOUNT, "INBOX", uidvalidity, uid)
 
 
 async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int, bytes]],
