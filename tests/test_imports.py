@@ -196,12 +196,12 @@ def later():
 
 def test_imports_are_found_everywhere_and_resolved():
     modules = ["daemon.errors", "daemon.imap", "daemon.imap.folder",
-               "daemon.imap.connection", "daemon.store", "daemon.settings",
+               "daemon.imap.connection", "daemon.store", "daemon.config",
                "daemon.actors", "daemon.actors.status", "daemon.imap.sample"]
     assert imported_modules(SAMPLE, "daemon.imap.sample", is_package=False,
                             modules=modules) == {
         "daemon.errors", "daemon.imap.folder", "daemon.imap.connection", "daemon.store",
-        "daemon.settings", "daemon.actors.status"}
+        "daemon.config", "daemon.actors.status"}
 
 
 def test_a_cycle_is_found_and_printed_as_a_path():
