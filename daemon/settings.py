@@ -350,6 +350,9 @@ class HttpSettings(_TomlModel):
     api_token_env: str | None = None
     api_token_file: str | None = None
     api_token: Secret | None = None
+    # Limits against slow or flooding clients (daemon/http/server.py, daemon/http/guard.py).
+    max_connections: int = Field(default=512, ge=1)
+    body_timeout_seconds: float = Field(default=30 * SECONDS, gt=0)
 
     @property
     def host(self) -> str:
