@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 import errno
-
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
