@@ -78,7 +78,7 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
             out = composers.get(account_id)
             result = await daemon.store.run(queue_reply, out, reply)
         except ReplyRefused as exc:
-            return jsonify(error=str(exc)), exc.status
+            return _refused(exc)
         except OutgoingTooLarge as exc:
             return jsonify(error=str(exc), size=exc.size, limit=exc.limit), 413
         daemon.mail_queued()
@@ -96,7 +96,7 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
             account_id = request.args.get("account") or await _account_of(
                 daemon, conversation_id)
         except ReplyRefused as exc:
-            return jsonify(error=str(exc)), exc.status
+            return _refused(exc)
         return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
                          "params": a.action.params}
                         for a in offered_actions(daemon.config.runtime, account_id)])
@@ -134,6 +134,13 @@ class _Composers:
             except KeyError:
                 raise ReplyRefused(f"account: no account named {account_id!r}") from None
         return self._by_account[account_id]
+
+
+def _refused(exc: ReplyRefused) -> Any:
+    """A refused reply as JSON; ``parameter`` is the field its message starts with."""
+    field, colon, _ = str(exc).partition(": ")
+    parameter = field if colon and field.isidentifier() else None
+    return jsonify(error=str(exc), parameter=parameter), exc.status
 
 
 def _filename(text: str) -> str:

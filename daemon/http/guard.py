@@ -45,6 +45,7 @@ class HttpGuard:
         self._stopping = stopping
         self.in_flight = 0
         self.timed_out = 0  # bodies cut off by the deadline, for tests and benchmarks
+        self.changed = trio.Event()  # set (and replaced) whenever in_flight changes
         self._idle = trio.Event()
         self._idle.set()
 
@@ -61,15 +62,20 @@ class HttpGuard:
         if self._stopping() and scope["path"].startswith("/api/"):
             await _answer(send, 503, b'{"error":"stopping"}')
             return
-        self.in_flight += 1
-        if self.in_flight == 1:
-            self._idle = trio.Event()
+        self._count(+1)
         try:
             await self._call_with_deadline(scope, receive, send)
         finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._idle.set()
+            self._count(-1)
+
+    def _count(self, delta: int) -> None:
+        self.in_flight += delta
+        if self.in_flight == 1 and delta > 0:
+            self._idle = trio.Event()
+        elif not self.in_flight:
+            self._idle.set()
+        self.changed.set()
+        self.changed = trio.Event()
 
     async def _call_with_deadline(self, scope: dict[str, Any],
                                   receive: Callable[..., Awaitable[Any]],

@@ -74,7 +74,7 @@ async def json_object(*, optional: bool = False) -> dict[str, Any]:
 
 def _check_values(value: Any, where: str, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise ApiError(where or "body", f"nested deeper than {MAX_DEPTH} levels")
+        raise ApiError("body", f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
             _check_values(item, f"{where}.{key}" if where else key, depth + 1)
