@@ -99,7 +99,15 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return {"accounts": [h.status.as_json() for h in self.handles.values()],
                 "outbox": self.outbox.status.as_json(),
+                "http": self.http_status(),
                 "ready": not self.readiness_problems()}
+
+    def http_status(self) -> dict[str, int]:
+        """Connections open, the most at once, evicted at the cap; bodies timed out."""
+        cap = self.connections
+        timed_out = self.http_guard.timed_out if self.http_guard is not None else 0
+        return {"connections": cap.open, "peak_connections": cap.peak,
+                "evicted": cap.evicted, "body_timeouts": timed_out}
 
     def metrics_text(self) -> str:
         registry = CollectorRegistry()
