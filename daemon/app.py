@@ -233,19 +233,23 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
 
 async def _shut_down(daemon: Daemon, intake: trio.CancelScope, http_stop: trio.Event,
                      workers: trio.CancelScope) -> None:
-    """The graceful phase of the module docstring; cancels ``workers`` at the end."""
+    """The graceful phase of the module docstring; cancels ``workers`` at the end.
+
+    Every wait here is bounded by the one deadline; ``workers`` itself gets no deadline,
+    which would cancel this function too (the outermost cancelled scope catches) and skip
+    the hooks.
+    """
     grace = daemon.config.daemon.shutdown_grace_seconds
     deadline = trio.current_time() + grace
     daemon.stopping = True
     sdnotify.notify("STOPPING=1")
     log.info("daemon.stopping", grace_seconds=grace)
-    workers.deadline = deadline
     intake.cancel()
     with trio.move_on_at(deadline) as draining:
         async with trio.open_nursery() as nursery:
             if daemon.http_guard is not None:
                 nursery.start_soon(daemon.http_guard.drained)
-            nursery.start_soon(daemon.processor.submit_many, [])
+            nursery.start_soon(_processor_caught_up, daemon.processor)
     if draining.cancelled_caught:
         log.warning("daemon.grace_exceeded", grace_seconds=grace,
                     http_in_flight=daemon.http_guard.in_flight if daemon.http_guard else 0)
@@ -253,6 +257,18 @@ async def _shut_down(daemon: Daemon, intake: trio.CancelScope, http_stop: trio.E
     with trio.move_on_at(deadline):
         await call_async_hook(daemon.pm, "postroom_shutdown")
     workers.cancel()
+
+
+async def _processor_caught_up(processor: Processor) -> None:
+    """Return once the processor has handled everything submitted so far.
+
+    The inbox is first in, first out: an empty batch comes back after the import in hand
+    and those queued before it. A failure only ends the wait (it is logged).
+    """
+    try:
+        await processor.submit_many([])
+    except Exception as exc:
+        log.warning("daemon.processor_drain_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _http_app(daemon: Daemon) -> Any:

@@ -44,3 +44,24 @@ async def test_a_request_in_flight_completes_after_the_stop(start_daemon, tmp_pa
     with store.transaction() as tx:
         assert tx.get_file(file_id).data == BODY
     store.close()
+
+
+async def test_a_request_that_outlasts_the_grace_is_cut_off_at_the_deadline(start_daemon):
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        async with start_daemon(grace=1) as (daemon, stop):
+            host, port = daemon.http_urls[0].removeprefix("http://").rsplit(":", 1)
+            stream = await trio.open_tcp_stream(host, int(port))
+            await stream.send_all(b"POST /api/v1/files?filename=never.txt HTTP/1.1\r\n"
+                                  b"Host: 127.0.0.1\r\nContent-Length: 10\r\n\r\n0")
+            with trio.fail_after(10):
+                while daemon.http_guard.in_flight < 1:
+                    await daemon.http_guard.changed.wait()
+            stop.set()
+            began = trio.current_time()
+    assert 0.9 < trio.current_time() - began < 5
+    (exceeded,) = [e for e in logs if e["event"] == "daemon.grace_exceeded"]
+    assert exceeded["http_in_flight"] == 1
+    assert any(e["event"] == "daemon.stopped" for e in logs)
+    await stream.aclose()
