@@ -1,6 +1,6 @@
 """Running the real daemon for a benchmark: in-process, or as a child process.
 
-In-process (ingest, latency): :func:`running_daemon` starts :func:`daemon.app.run_daemon`
+In-process (ingest, latency): :func:`daemon.app.open_daemon` starts ``run_daemon``
 in the caller's Trio run and stops it on the way out; :func:`wait_for` waits on an
 account's status events (no polling).
 
@@ -21,8 +21,7 @@ loading, which :func:`spawn_daemon` times separately from process start).
 
 from __future__ import annotations
 
-__all__ = ["DaemonProcess", "all_idle", "configure_logging_to", "running_daemon",
-           "spawn_daemon", "wait_for"]
+__all__ = ["DaemonProcess", "all_idle", "configure_logging_to", "spawn_daemon", "wait_for"]
 
 import argparse
 import json
@@ -39,7 +38,7 @@ from typing import IO, Any
 import trio
 
 from daemon.actors.status import AccountState, AccountStatus
-from daemon.app import Daemon, open_daemon, run_daemon
+from daemon.app import Daemon, run_daemon
 from daemon.log import configure_logging
 
 _log_files: list[IO[str]] = []
@@ -50,10 +49,6 @@ def configure_logging_to(path: Path, level: str = "info") -> None:
     stream = path.open("a", encoding="utf-8")
     _log_files.append(stream)  # open for the life of the process
     configure_logging("json", level, stream=stream)
-
-
-#: Kept under its old name for the callers here.
-running_daemon = open_daemon
 
 
 async def wait_for(status: AccountStatus, predicate: Callable[[AccountStatus], bool]) -> None:

@@ -46,8 +46,9 @@ from benchmarks._common import (
     workdir,
     write_config,
 )
-from benchmarks._daemon import configure_logging_to, running_daemon, wait_for
+from benchmarks._daemon import configure_logging_to, wait_for
 from benchmarks.messages import generate_messages
+from daemon.app import open_daemon
 from daemon.config import load_config
 from daemon.mail.parse import parse_message
 from tests.fakes.dovecot import Dovecot, MailUser
@@ -91,7 +92,7 @@ async def full_import(config_path: Path, expected: int) -> dict[str, Any]:
     config = load_config(config_path)
     cpu0 = _cpu_seconds()
     begin = time.perf_counter()
-    async with running_daemon(config) as daemon:
+    async with open_daemon(config) as daemon:
         (handle,) = daemon.handles.values()
         status = handle.status
         first_at: float | None = None

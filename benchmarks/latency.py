@@ -51,9 +51,10 @@ from benchmarks._common import (
     workdir,
     write_config,
 )
-from benchmarks._daemon import configure_logging_to, running_daemon, wait_for
+from benchmarks._daemon import configure_logging_to, wait_for
 from benchmarks.messages import generate_messages
 from daemon.actors.status import AccountState, AccountStatus
+from daemon.app import open_daemon
 from daemon.config import load_config
 
 #: Seconds to wait for any one message to show up before the run is declared broken.
@@ -118,7 +119,7 @@ async def measure(config_path: Path, spec: dict[str, Any]) -> tuple[list[dict[st
     """Run the daemon and the probe; return the probe's records and the commit times."""
     config = load_config(config_path)
     commits: list[float] = []
-    async with running_daemon(config) as daemon:
+    async with open_daemon(config) as daemon:
         (handle,) = daemon.handles.values()
         with trio.fail_after(MESSAGE_TIMEOUT):
             await wait_for(handle.status, lambda s: s.state is AccountState.IDLE)

@@ -9,10 +9,20 @@
     ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
-Shutdown (SIGINT/SIGTERM, or ``stop.set()``): ``/readyz`` turns 503 at once, Hypercorn
-stops accepting and drains, then the actors are cancelled; a message whose transaction is
-running in the store thread still commits or rolls back there. Everything must be done
-within ``shutdown_grace_seconds``, after which the rest is cancelled hard.
+Shutdown (SIGINT/SIGTERM, or ``stop.set()``), as in Hypercorn's ``trio/run.py``: the
+trigger starts a graceful phase with one deadline, ``shutdown_grace_seconds`` away, and
+only then is anything cancelled (:func:`_shut_down`):
+
+1. ``/readyz`` turns 503 and new ``/api/`` requests are refused with 503 (probes still
+   answer); the mailbox actors are cancelled, so no new mail is taken in.
+2. Until the deadline, concurrently: the HTTP requests in flight finish
+   (:meth:`HttpGuard.drained <daemon.http.guard.HttpGuard.drained>`), and the processor
+   finishes what it holds (an empty batch sent through its inbox comes back after the
+   import in hand).
+3. The listener closes (its connections get what is left of the deadline), the
+   ``postroom_shutdown`` hooks run, and the processor and outbox are cancelled: a send in
+   flight finishes its SMTP transaction and bookkeeping (shielded in the outbox), and a
+   transaction already running in the store thread commits or rolls back there.
 """
 
 from __future__ import annotations
@@ -28,7 +38,6 @@ from functools import partial
 from typing import Any
 
 import hypercorn.config
-import hypercorn.trio
 import pluggy
 import structlog
 import trio
@@ -44,7 +53,9 @@ from daemon.config import Config, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
+from daemon.http.guard import HttpGuard
 from daemon.http.probes import with_fast_probes
+from daemon.http.server import ConnectionCap, serve
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
@@ -54,7 +65,8 @@ log = structlog.get_logger("postroom.daemon")
 
 
 class Daemon:
-    """The running daemon's parts, as the HTTP app and the CLI see them."""
+    """The running daemon's parts; the HTTP app sees them as a
+    :class:`~daemon.http.context.DaemonContext`."""
 
     def __init__(self, config: Config, store: AsyncStore, pm: pluggy.PluginManager,
                  processor: Processor, outbox: OutboxActor) -> None:
@@ -68,6 +80,12 @@ class Daemon:
         self.stopping = False
         self.http_urls: list[str] = []
         self.api_token = config.http.api_token
+        self.connections = ConnectionCap(config.http.max_connections)
+        self.http_guard: HttpGuard | None = None
+
+    def mail_queued(self) -> None:
+        """Mail was committed to the outbox: wake the outbox actor."""
+        self.outbox.wakeup()
 
     def readiness_problems(self) -> list[str]:
         problems = []
@@ -80,7 +98,15 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         return {"accounts": [h.status.as_json() for h in self.handles.values()],
                 "outbox": self.outbox.status.as_json(),
+                "http": self.http_status(),
                 "ready": not self.readiness_problems()}
+
+    def http_status(self) -> dict[str, int]:
+        """Connections open, the most at once, evicted at the cap; bodies timed out."""
+        cap = self.connections
+        timed_out = self.http_guard.timed_out if self.http_guard is not None else 0
+        return {"connections": cap.open, "peak_connections": cap.peak,
+                "evicted": cap.evicted, "body_timeouts": timed_out}
 
     def metrics_text(self) -> str:
         registry = CollectorRegistry()
@@ -169,6 +195,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
     processor = Processor(config, store, pm, secret=secret,
                           queue_mail=mail_queuer(config, secret), mail_queued=outbox.wakeup)
     daemon = Daemon(config, store, pm, processor, outbox)
+    http_stop = trio.Event()
     try:
         async with trio.open_nursery() as root:
             if handle_signals:
@@ -180,29 +207,68 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                 actors = await workers.start(_start_actors, config, daemon)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(
-                        hypercorn.trio.serve, with_fast_probes(create_app(daemon)),
-                        _hypercorn_config(config),
-                        shutdown_trigger=stop.wait))
+                        serve, _http_app(daemon), _hypercorn_config(config),
+                        daemon.connections, shutdown_trigger=http_stop.wait))
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")
                 log.info("daemon.started", accounts=len(daemon.handles),
                          http=daemon.http_urls, store=store.store.url_for_logs)
                 task_status.started(daemon)
                 await stop.wait()
-                daemon.stopping = True
-                sdnotify.notify("STOPPING=1")
-                log.info("daemon.stopping")
-                workers.cancel_scope.deadline = (trio.current_time()
-                                                 + config.daemon.shutdown_grace_seconds)
-                actors.cancel()
-                with trio.move_on_after(config.daemon.shutdown_grace_seconds):
-                    await call_async_hook(pm, "postroom_shutdown")
-                workers.cancel_scope.cancel()
+                await _shut_down(daemon, actors, http_stop, workers.cancel_scope)
             root.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await store.aclose()
         log.info("daemon.stopped")
+
+
+async def _shut_down(daemon: Daemon, intake: trio.CancelScope, http_stop: trio.Event,
+                     workers: trio.CancelScope) -> None:
+    """The graceful phase of the module docstring; cancels ``workers`` at the end.
+
+    Every wait here is bounded by the one deadline; ``workers`` itself gets no deadline,
+    which would cancel this function too (the outermost cancelled scope catches) and skip
+    the hooks.
+    """
+    grace = daemon.config.daemon.shutdown_grace_seconds
+    deadline = trio.current_time() + grace
+    daemon.stopping = True
+    sdnotify.notify("STOPPING=1")
+    log.info("daemon.stopping", grace_seconds=grace)
+    intake.cancel()
+    with trio.move_on_at(deadline) as draining:
+        async with trio.open_nursery() as nursery:
+            if daemon.http_guard is not None:
+                nursery.start_soon(daemon.http_guard.drained)
+            nursery.start_soon(_processor_caught_up, daemon.processor)
+    if draining.cancelled_caught:
+        log.warning("daemon.grace_exceeded", grace_seconds=grace,
+                    http_in_flight=daemon.http_guard.in_flight if daemon.http_guard else 0)
+    http_stop.set()
+    with trio.move_on_at(deadline):
+        await call_async_hook(daemon.pm, "postroom_shutdown")
+    workers.cancel()
+
+
+async def _processor_caught_up(processor: Processor) -> None:
+    """Return once the processor has handled everything submitted so far.
+
+    The inbox is first in, first out: an empty batch comes back after the import in hand
+    and those queued before it. A failure only ends the wait (it is logged).
+    """
+    try:
+        await processor.submit_many([])
+    except Exception as exc:
+        log.warning("daemon.processor_drain_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _http_app(daemon: Daemon) -> Any:
+    """The ASGI stack: fast ``/livez``, then the guard, then the Quart app."""
+    daemon.http_guard = HttpGuard(create_app(daemon),
+                                  body_timeout=daemon.config.http.body_timeout_seconds,
+                                  stopping=lambda: daemon.stopping)
+    return with_fast_probes(daemon.http_guard)
 
 
 @asynccontextmanager
@@ -252,7 +318,8 @@ def _hypercorn_config(config: Config) -> hypercorn.config.Config:
     hc.bind = [config.http.bind]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")  # through our pipeline, not stderr
-    hc.graceful_timeout = min(3.0, config.daemon.shutdown_grace_seconds)
+    hc.graceful_timeout = config.daemon.shutdown_grace_seconds  # bounded by the deadline
+    hc.h11_max_incomplete_size = 16 * 1024  # a request head larger than this is refused
     return hc
 
 

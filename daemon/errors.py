@@ -16,6 +16,10 @@ The supervisor and the actors decide by exception class only::
     └── StoreError             misuse of the store or a broken invariant
         └── UniqueViolation    a unique key was already taken
 
+One library error counts as transient without being translated: ``OSError`` with errno
+``EMFILE``/``ENFILE`` (out of file descriptors), which any actor can hit when the process
+is flooded with connections (:func:`is_transient`).
+
 Misuse of an API stays ``TypeError`` / ``ValueError``. Errors carry the account and the
 source key where one applies, never a secret: messages are built from names and ids only.
 """
@@ -36,9 +40,11 @@ __all__ = [
     "StoreError",
     "TransientError",
     "UniqueViolation",
+    "is_transient",
     "translated",
 ]
 
+import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +120,21 @@ class StoreError(PostroomError):
 
 class UniqueViolation(StoreError):
     """A unique key (source key, unique property) already exists."""
+
+
+#: errno values meaning "the process (or system) is out of file descriptors".
+_OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for a failure that should be retried with backoff, not treated as a crash.
+
+    ``TransientError``, and ``OSError`` EMFILE/ENFILE: descriptors come back when the
+    connections holding them close, so the actor backs off instead of crashing.
+    """
+    if isinstance(error, TransientError):
+        return True
+    return isinstance(error, OSError) and error.errno in _OUT_OF_DESCRIPTORS
 
 
 @contextmanager

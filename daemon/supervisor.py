@@ -9,6 +9,9 @@ The loop decides by exception class only (see :mod:`daemon.errors`):
 * ``AuthError``: credentials were refused. After ``policy.park_after_auth_failures``
   consecutive refusals the actor is parked in ``auth_error`` and not restarted until the
   daemon restarts or someone wakes it ("Sync emails" / a changed password).
+* ``TransientError``, and ``OSError`` EMFILE/ENFILE (out of file descriptors, see
+  :func:`daemon.errors.is_transient`): restart after a backoff as below, logged as
+  ``actor.backoff`` without a traceback; not a crash.
 * ``PermanentError`` escaping an actor, and any other ``Exception``: a crash. Restart after
   an exponential delay with full jitter (``random() * min(cap, base * 2**attempt)``, the
   AWS Architecture Blog's "full jitter"); the attempt counter resets once the actor has run
@@ -28,7 +31,7 @@ import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.errors import AuthError, PostroomError
+from daemon.errors import AuthError, PostroomError, is_transient
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -118,7 +121,8 @@ async def supervise(run: ActorRun, handle: AccountHandle, policy: RestartPolicy,
                 continue
         else:
             auth_failures = 0
-            _report(status, "actor.crashed", error, attempt)
+            _report(status, "actor.backoff" if is_transient(error) else "actor.crashed",
+                    error, attempt)
         report_started()
         if trio.current_time() - began >= policy.reset_after:
             attempt = 0
@@ -170,4 +174,4 @@ def _report(status: AccountStatus, event: str, error: BaseException, attempt: in
 
 def _is_bug(error: BaseException) -> bool:
     """Errors we did not raise on purpose get a traceback in the log."""
-    return not isinstance(error, PostroomError)
+    return not isinstance(error, PostroomError) and not is_transient(error)

@@ -136,3 +136,26 @@ async def test_cancellation_passes_through(clock):
     with trio.move_on_after(10) as scope:
         await supervise(actor, handle(), POLICY)
     assert scope.cancelled_caught
+
+
+async def test_out_of_file_descriptors_backs_off_like_a_transient_error(clock):
+    """Issue 9: EMFILE under a connection flood is retried, not logged as a crash."""
+    import errno
+
+    from structlog.testing import capture_logs
+
+    starts: list[float] = []
+
+    async def actor(task_status=trio.TASK_STATUS_IGNORED):
+        starts.append(trio.current_time())
+        task_status.started()
+        if len(starts) < 3:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    h = handle()
+    with capture_logs() as logs:
+        await supervise(actor, h, POLICY, rand=always_one)
+    assert [round(b - a, 3) for a, b in itertools.pairwise(starts)] == [1.0, 2.0]
+    events = [e for e in logs if e["event"].startswith("actor.")]
+    assert [e["event"] for e in events] == ["actor.backoff", "actor.backoff"]
+    assert not any(e.get("exc_info") for e in events)

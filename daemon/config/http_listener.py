@@ -10,10 +10,11 @@ __all__ = ["HttpSettings"]
 
 from typing import ClassVar
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from daemon.config.fields import _TomlModel
 from daemon.config.secret_values import Secret
+from daemon.config.units import SECONDS
 
 
 class HttpSettings(_TomlModel):
@@ -29,6 +30,9 @@ class HttpSettings(_TomlModel):
     api_token_env: str | None = None
     api_token_file: str | None = None
     api_token: Secret | None = None
+    # Limits against slow or flooding clients (daemon/http/server.py, daemon/http/guard.py).
+    max_connections: int = Field(default=512, ge=1)
+    body_timeout_seconds: float = Field(default=30 * SECONDS, gt=0)
 
     @property
     def host(self) -> str:

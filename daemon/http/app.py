@@ -1,7 +1,8 @@
 """The HTTP surface: probes, status, the object API and the sync trigger.
 
-Served by Hypercorn inside the daemon's root nursery (:func:`daemon.app.run_daemon`), so
-handlers share the Trio run with the actors and read their state directly.
+Served by :func:`daemon.http.server.serve` inside the daemon's nursery
+(:func:`daemon.app.run_daemon`), so handlers share the Trio run with the actors and read
+their state directly, through :class:`~daemon.http.context.DaemonContext`.
 
 Routes::
 
@@ -18,10 +19,21 @@ Routes::
     POST /api/v1/errors/<id>/resolve               daemon/http/message_errors.py
     ...  /api/v1/outbox[/<id>/release]             held automatic mail (daemon/http/outbox.py)
 
-``/api/`` requires ``Authorization: Bearer <token>`` when ``[http] api_token_env`` (or
-``_file``) is set. Query values are compared as JSON scalars: ``42`` is a number,
-``true``/``false`` booleans, ``null`` null, anything else a string; quote a value
-(``?number="42"``) to force a string.
+Who may ask (:func:`_check_caller`, for everything but the probes):
+
+* ``[http] api_token_env`` (or ``_file``) set: ``/api/`` requires
+  ``Authorization: Bearer <token>``; a refusal is 401 and closes the connection.
+* No token: only requests a browser page cannot forge. ``Host`` must be a loopback name or
+  address (``localhost``, ``127.0.0.0/8``, ``[::1]``, any port), which defeats DNS
+  rebinding, and an ``Origin`` header, if any, must be loopback too, which defeats a
+  cross-site ``fetch``/form post. Otherwise 403.
+
+Either way, every route that reads JSON requires ``Content-Type: application/json``
+(415), which a cross-site "simple" request cannot send without a CORS preflight we never
+grant. Bad input answers 400 naming the parameter (:mod:`daemon.http.input`); anything
+unexpected answers a JSON 500 with no traceback (it goes to the log).
+
+Query values are compared as JSON scalars (:func:`~daemon.http.input.filter_value`).
 """
 
 from __future__ import annotations
@@ -29,53 +41,39 @@ from __future__ import annotations
 __all__ = ["create_app", "filter_value"]
 
 import hmac
-import json
-from typing import TYPE_CHECKING, Any
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
 
-from quart import Quart, Response, abort, jsonify, request
+import structlog
+from quart import Quart, Response, jsonify, request
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
 
+from daemon.http.context import DaemonContext
 from daemon.http.conversations import conversations_blueprint
+from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
 from daemon.http.message_errors import message_errors_blueprint
 from daemon.http.outbox import outbox_blueprint
 from daemon.http.snippets import snippets_blueprint
 from daemon.plugins.manager import call_hook
 
-if TYPE_CHECKING:
-    from daemon.app import Daemon
+log = structlog.get_logger("postroom.http")
 
 API_LIMIT_MAX = 1000
+#: Answered whoever asks: orchestrators probe from outside the host.
+PROBES = frozenset({"/livez", "/readyz", "/healthz"})
+#: Path parameters that are object ids (checked by :func:`~daemon.http.input.path_id`).
+_ID_PARAMETERS = ("object_id", "conversation_id", "snippet_id", "error_id")
 
 
-def filter_value(text: str) -> Any:
-    """A query-string value as the JSON scalar it most likely means (see module doc)."""
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1]
-    if text in ("true", "false"):
-        return text == "true"
-    if text == "null":
-        return None
-    if text.lstrip("-").isdigit() and len(text) < 19:
-        return int(text)
-    return text
-
-
-def create_app(daemon: Daemon) -> Quart:
-    """Build the Quart-Trio app around a running :class:`~daemon.app.Daemon`."""
+def create_app(daemon: DaemonContext) -> Quart:
+    """Build the Quart-Trio app around a running daemon."""
     app = QuartTrio("postroom")
     app.config["JSON_SORT_KEYS"] = False
-
-    @app.before_request
-    async def require_token() -> None:
-        token = daemon.api_token
-        if token is None or not request.path.startswith("/api/"):
-            return
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.reveal()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            abort(Response(json.dumps({"error": "missing or wrong bearer token"}), 401,
-                           {"Content-Type": "application/json",
-                            "WWW-Authenticate": "Bearer"}))
+    app.before_request(lambda: _check_caller(daemon))
+    app.before_request(_convert_ids)
+    _error_handlers(app)
 
     @app.get("/livez")
     async def livez() -> Any:
@@ -108,19 +106,18 @@ def create_app(daemon: Daemon) -> Quart:
 
     @app.get("/api/v1/objects/<limetype>")
     async def objects(limetype: str) -> Any:
+        property_name(limetype)
         args = request.args.to_dict()
-        try:
-            limit = min(int(args.pop("_limit", 100)), API_LIMIT_MAX)
-        except ValueError:
-            return jsonify(error="_limit must be a whole number"), 400
+        limit = whole_number("_limit", args.pop("_limit", "100"), low=0, high=API_LIMIT_MAX)
         newest = args.pop("_order", "") == "newest"
-        where = {key: filter_value(value) for key, value in args.items()}
+        where = {property_name(key): filter_value(value) for key, value in args.items()}
         found = await daemon.store.run(
             lambda tx: tx.find(limetype, where, limit=limit, newest_first=newest))
         return jsonify([obj.as_json() for obj in found])
 
-    @app.get("/api/v1/objects/<limetype>/<int:object_id>")
+    @app.get("/api/v1/objects/<limetype>/<object_id>")
     async def one_object(limetype: str, object_id: int) -> Any:
+        property_name(limetype)
         obj = await daemon.store.run(lambda tx: tx.get(limetype, object_id))
         if obj is None:
             return jsonify(error=f"no {limetype} with id {object_id}"), 404
@@ -135,7 +132,86 @@ def create_app(daemon: Daemon) -> Quart:
     return app
 
 
-def _plugin_blueprints(daemon: Daemon) -> list[Any]:
+def _check_caller(daemon: DaemonContext) -> None:
+    """The token, or (without one) loopback Host and Origin; see the module docstring.
+
+    Raises:
+        ApiError: 401 (wrong or missing token) or 403 (a request from outside).
+    """
+    if request.path in PROBES:
+        return
+    token = daemon.api_token
+    if token is None:
+        _only_from_loopback()
+        return
+    if not request.path.startswith("/api/"):
+        return
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.reveal()}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise ApiError("Authorization", "missing or wrong bearer token", 401)
+
+
+def _only_from_loopback() -> None:
+    host = request.headers.get("Host", "")
+    if not _is_loopback_host(host):
+        raise ApiError("Host", "without an api_token only loopback hosts (localhost, "
+                               "127.0.0.1, [::1]) are answered", 403)
+    origin = request.headers.get("Origin")
+    if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
+        raise ApiError("Origin", "cross-origin requests are refused (no api_token is "
+                                 "configured)", 403)
+
+
+def _is_loopback_host(authority: str) -> bool:
+    """``localhost``, ``127.x.y.z`` or ``[::1]``, with or without ``:port``."""
+    if authority.startswith("["):
+        name, bracket, rest = authority[1:].partition("]")
+        if not bracket or (rest and not rest[1:].isdigit()) or (rest and rest[0] != ":"):
+            return False
+    else:
+        name, _, port = authority.partition(":")
+        if port and not (port.isascii() and port.isdigit()):
+            return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _convert_ids() -> None:
+    """Turn id path parameters into ints, or refuse with 400 naming the parameter."""
+    values = request.view_args or {}
+    for name in _ID_PARAMETERS:
+        if isinstance(values.get(name), str):
+            values[name] = path_id(name, values[name])
+
+
+def _error_handlers(app: Quart) -> None:
+    """JSON for every error; a traceback only in the log, never in the answer."""
+
+    @app.errorhandler(ApiError)
+    async def refused(error: ApiError) -> Any:
+        headers = {}
+        if error.status == 401:
+            headers = {"WWW-Authenticate": "Bearer", "Connection": "close"}
+        return jsonify(error.as_json()), error.status, headers
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        return jsonify(error=f"{error.name}: {error.description}"), status
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Any:
+        log.error("http.unhandled", path=request.path, method=request.method,
+                  error=f"{type(error).__name__}: {error}", exc_info=error)
+        return jsonify(error="internal error (see the daemon's log)"), 500
+
+
+def _plugin_blueprints(daemon: DaemonContext) -> list[Any]:
     blueprints = []
     for result in call_hook(daemon.pm, "postroom_http_blueprints"):
         blueprints.extend(result)

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 __all__ = ["conversations_blueprint"]
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from quart import Blueprint, jsonify, request
 
 from daemon.config import load_secret_key
+from daemon.http.context import DaemonContext
+from daemon.http.input import ApiError, json_object
 from daemon.outbox.compose import OutgoingTooLarge
 from daemon.outbox.queue import Outgoing
 from daemon.outbox.reply import (
@@ -50,62 +52,56 @@ from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
 
-if TYPE_CHECKING:
-    from daemon.app import Daemon
-
 log = structlog.get_logger("postroom.http")
 
 #: Room for headers and encoding overhead on top of the largest attachment allowed.
 _UPLOAD_MARGIN = 1_000_000
 
 
-def conversations_blueprint(daemon: Daemon) -> Blueprint:
-    """The routes above, bound to a running :class:`~daemon.app.Daemon`."""
+def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
+    """The routes above, bound to a running daemon."""
     bp = Blueprint("conversations", __name__)
     composers = _Composers(daemon.config)
     upload_limit = max((a.max_outgoing_bytes for a in daemon.config.accounts),
                        default=0) + _UPLOAD_MARGIN
     bp.record_once(lambda state: _raise_upload_limit(state.app, upload_limit))
 
-    @bp.post("/api/v1/conversations/<int:conversation_id>/messages")
+    @bp.post("/api/v1/conversations/<conversation_id>/messages")
     async def send(conversation_id: int) -> Any:
+        body = await json_object()
         try:
-            reply = ReplyRequest.from_json(conversation_id, await request.get_json(
-                force=True, silent=True))
+            reply = ReplyRequest.from_json(conversation_id, body)
             account_id = reply.account or await _account_of(daemon, conversation_id)
             action = _chosen_action(daemon, account_id, reply.action)
             out = composers.get(account_id)
             result = await daemon.store.run(queue_reply, out, reply)
         except ReplyRefused as exc:
-            return jsonify(error=str(exc)), exc.status
+            return _refused(exc)
         except OutgoingTooLarge as exc:
             return jsonify(error=str(exc), size=exc.size, limit=exc.limit), 413
-        _wake_outbox(daemon)
-        body: dict[str, Any] = {
+        daemon.mail_queued()
+        answer: dict[str, Any] = {
             "conversationMessage": result.conversation_message_id,
             "account": result.account, "outbox": list(result.outbox_ids),
             "recipients": list(result.recipients)}
         if action is not None:
-            body["action"] = await _run_action(daemon, action, result)
-        return jsonify(body), 202
+            answer["action"] = await _run_action(daemon, action, result)
+        return jsonify(answer), 202
 
-    @bp.get("/api/v1/conversations/<int:conversation_id>/actions")
+    @bp.get("/api/v1/conversations/<conversation_id>/actions")
     async def actions(conversation_id: int) -> Any:
         try:
             account_id = request.args.get("account") or await _account_of(
                 daemon, conversation_id)
         except ReplyRefused as exc:
-            return jsonify(error=str(exc)), exc.status
+            return _refused(exc)
         return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
                          "params": a.action.params}
                         for a in offered_actions(daemon.config.runtime, account_id)])
 
     @bp.post("/api/v1/files")
     async def upload() -> Any:
-        filename = (request.args.get("filename") or "").strip()
-        if not filename or "/" in filename or "\\" in filename:
-            return jsonify(error="filename: required in the query string, without "
-                                 "slashes"), 400
+        filename = _filename(request.args.get("filename") or "")
         content_type = request.headers.get("Content-Type") or "application/octet-stream"
         data = await request.get_data(cache=False)
         assert isinstance(data, bytes)
@@ -138,13 +134,31 @@ class _Composers:
         return self._by_account[account_id]
 
 
+def _refused(exc: ReplyRefused) -> Any:
+    """A refused reply as JSON; ``parameter`` is the field its message starts with."""
+    field, colon, _ = str(exc).partition(": ")
+    parameter = field if colon and field.isidentifier() else None
+    return jsonify(error=str(exc), parameter=parameter), exc.status
+
+
+def _filename(text: str) -> str:
+    """An attachment's name: no slashes, no control characters (CR LF would end up in a
+    MIME header), no lone surrogates. Raises ApiError."""
+    name = text.strip()
+    if (not name or "/" in name or "\\" in name or not name.isprintable()
+            or any(0xD800 <= ord(c) <= 0xDFFF for c in name) or len(name) > 255):
+        raise ApiError("filename", "required in the query string: up to 255 printable "
+                                   "characters, without slashes")
+    return name
+
+
 def _raise_upload_limit(app: Any, limit: int) -> None:
     current = app.config.get("MAX_CONTENT_LENGTH")
     if current is not None and current < limit:
         app.config["MAX_CONTENT_LENGTH"] = limit
 
 
-async def _account_of(daemon: Daemon, conversation_id: int) -> str:
+async def _account_of(daemon: DaemonContext, conversation_id: int) -> str:
     """The conversation's account; ReplyRefused when there is no such conversation."""
     runtime = daemon.config.runtime
 
@@ -163,7 +177,8 @@ async def _account_of(daemon: Daemon, conversation_id: int) -> str:
     return account_id
 
 
-def _chosen_action(daemon: Daemon, account_id: str, action_id: str | None) -> Any:
+def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None
+                   ) -> Any:
     if action_id is None:
         return None
     for action in offered_actions(daemon.config.runtime, account_id):
@@ -173,13 +188,8 @@ def _chosen_action(daemon: Daemon, account_id: str, action_id: str | None) -> An
                        f"{account_id!r} (GET .../actions lists the choices)")
 
 
-def _wake_outbox(daemon: Daemon) -> None:
-    outbox = getattr(daemon, "outbox", None)
-    if outbox is not None:
-        outbox.wakeup()
-
-
-async def _run_action(daemon: Daemon, action: Any, result: ReplyResult) -> dict[str, Any]:
+async def _run_action(daemon: DaemonContext, action: Any, result: ReplyResult
+                      ) -> dict[str, Any]:
     """Run the chosen sendMessageAction through ``postroom_message_action``."""
     answer: dict[str, Any] = {"id": action.action.id, "label": action.label,
                               "handled": False}

@@ -15,26 +15,26 @@ from __future__ import annotations
 __all__ = ["message_errors_blueprint"]
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from quart import Blueprint, jsonify, request
+from quart import Blueprint, jsonify
 
+from daemon.http.context import DaemonContext
+from daemon.http.input import ApiError, json_object
 from daemon.store.base import Tx
 
-if TYPE_CHECKING:
-    from daemon.app import Daemon
 
-
-def message_errors_blueprint(daemon: Daemon) -> Blueprint:
+def message_errors_blueprint(daemon: DaemonContext) -> Blueprint:
+    """The route above, bound to a running daemon."""
     bp = Blueprint("message_errors", __name__)
     ecfg = daemon.config.runtime.conversation_message_error
 
-    @bp.post("/api/v1/errors/<int:error_id>/resolve")
+    @bp.post("/api/v1/errors/<error_id>/resolve")
     async def resolve(error_id: int) -> Any:
-        body = await request.get_json(silent=True) or {}
+        body = await json_object(optional=True)
         coworker = body.get("coworker")
-        if coworker is not None and not isinstance(coworker, int):
-            return jsonify(error="coworker: must be a coworker id (a number)"), 400
+        if coworker is not None and (type(coworker) is not int or coworker < 1):
+            raise ApiError("coworker", "must be a coworker id (a whole number)")
 
         def apply(tx: Tx) -> Any:
             record = tx.get(ecfg.limetype, error_id)

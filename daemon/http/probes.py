@@ -3,7 +3,8 @@
 ``/livez`` means "the event loop answers"; it must stay cheap under any load, because an
 orchestrator restarts a daemon whose liveness probe times out. Quart's request machinery
 costs about ten times the bare ASGI exchange on a busy two-core machine (see
-benchmarks/README.md), so this route skips it. Everything else goes to the Quart app.
+benchmarks/README.md), so this route skips it. Everything else goes on to the app
+(:class:`daemon.http.guard.HttpGuard`, then Quart).
 """
 
 from __future__ import annotations

@@ -31,14 +31,13 @@ from __future__ import annotations
 __all__ = ["FIELDS", "snippets_blueprint"]
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
+from daemon.http.context import DaemonContext
+from daemon.http.input import ApiError, filter_value, json_object
 from daemon.store.base import Obj, Tx
-
-if TYPE_CHECKING:
-    from daemon.app import Daemon
 
 #: API field -> attribute of ``RuntimeConfig.text_snippet`` naming the stored property.
 FIELDS = {
@@ -54,12 +53,8 @@ FIELDS = {
 _NULLABLE_TEXT = ("description", "type", "status", "language")
 
 
-class _Invalid(ValueError):
-    pass
-
-
-def snippets_blueprint(daemon: Daemon) -> Blueprint:
-    """The routes above, bound to a running :class:`~daemon.app.Daemon`."""
+def snippets_blueprint(daemon: DaemonContext) -> Blueprint:
+    """The routes above, bound to a running daemon."""
     bp = Blueprint("textsnippets", __name__)
     scfg = daemon.config.runtime.text_snippet
     names = {field: getattr(scfg, attribute) for field, attribute in FIELDS.items()}
@@ -69,12 +64,7 @@ def snippets_blueprint(daemon: Daemon) -> Blueprint:
 
     @bp.get("/api/v1/textsnippets")
     async def list_snippets() -> Any:
-        from daemon.http.app import filter_value  # not at the top: app.py imports us
-
-        try:
-            where = {names[_known(k)]: filter_value(v) for k, v in request.args.items()}
-        except _Invalid as exc:
-            return jsonify(error=str(exc)), 400
+        where = {names[_known(k)]: filter_value(v) for k, v in request.args.items()}
         found = await daemon.store.run(lambda tx: tx.find(scfg.limetype, where))
         found.sort(key=lambda o: (not o.get(names["pinned"]), -_count(o, names["count"]),
                                   o.id))
@@ -82,28 +72,22 @@ def snippets_blueprint(daemon: Daemon) -> Blueprint:
 
     @bp.post("/api/v1/textsnippets")
     async def create() -> Any:
-        try:
-            values = _validate(await request.get_json(force=True, silent=True), create=True)
-        except _Invalid as exc:
-            return jsonify(error=str(exc)), 400
+        values = _validate(await json_object(), create=True)
         props = {names[f]: v for f, v in {"count": 0, "pinned": False, **values}.items()}
         obj = await daemon.store.run(lambda tx: tx.get(scfg.limetype,
                                                        tx.create(scfg.limetype, props)))
         return jsonify(as_json(obj)), 201
 
-    @bp.get("/api/v1/textsnippets/<int:snippet_id>")
+    @bp.get("/api/v1/textsnippets/<snippet_id>")
     async def read(snippet_id: int) -> Any:
         obj = await daemon.store.run(lambda tx: tx.get(scfg.limetype, snippet_id))
         if obj is None:
             return _missing(snippet_id)
         return jsonify(as_json(obj))
 
-    @bp.patch("/api/v1/textsnippets/<int:snippet_id>")
+    @bp.patch("/api/v1/textsnippets/<snippet_id>")
     async def change(snippet_id: int) -> Any:
-        try:
-            values = _validate(await request.get_json(force=True, silent=True), create=False)
-        except _Invalid as exc:
-            return jsonify(error=str(exc)), 400
+        values = _validate(await json_object(), create=False)
         props = {names[f]: v for f, v in values.items()}
 
         def update(tx: Tx) -> Obj | None:
@@ -117,7 +101,7 @@ def snippets_blueprint(daemon: Daemon) -> Blueprint:
             return _missing(snippet_id)
         return jsonify(as_json(obj))
 
-    @bp.delete("/api/v1/textsnippets/<int:snippet_id>")
+    @bp.delete("/api/v1/textsnippets/<snippet_id>")
     async def delete(snippet_id: int) -> Any:
         def remove(tx: Tx) -> bool:
             if tx.get(scfg.limetype, snippet_id) is None:
@@ -138,7 +122,7 @@ def _missing(snippet_id: int) -> Any:
 
 def _known(field: str) -> str:
     if field not in FIELDS:
-        raise _Invalid(f"unknown field {field!r}; fields: {', '.join(FIELDS)}")
+        raise ApiError(field, f"unknown field {field!r}; fields: {', '.join(FIELDS)}")
     return field
 
 
@@ -147,46 +131,44 @@ def _count(obj: Obj, prop: str) -> int:
     return value if type(value) is int else 0
 
 
-def _validate(data: Any, *, create: bool) -> dict[str, Any]:
+def _validate(data: dict[str, Any], *, create: bool) -> dict[str, Any]:
     """The fields of a create or change body, checked one by one.
 
     Raises:
-        _Invalid: naming the first wrong field.
+        ApiError: naming the first wrong field.
     """
-    if not isinstance(data, dict):
-        raise _Invalid("the body must be a JSON object")
     values = {}
     for field, value in data.items():
         _known(field)
         values[field] = _check(field, value)
     if create and not values.get("text"):
-        raise _Invalid("text: required, a non-empty string")
+        raise ApiError("text", "required, a non-empty string")
     if "text" in values and not values["text"]:
-        raise _Invalid("text: must be a non-empty string")
+        raise ApiError("text", "must be a non-empty string")
     return values
 
 
 def _check(field: str, value: Any) -> Any:
     if field == "text":
         if not isinstance(value, str):
-            raise _Invalid("text: must be a string")
+            raise ApiError("text", "must be a string")
         return value
     if field in _NULLABLE_TEXT:
         if value is not None and not isinstance(value, str):
-            raise _Invalid(f"{field}: must be a string or null")
+            raise ApiError(field, "must be a string or null")
         return value
     if field == "count":
         if type(value) is not int or value < 0:
-            raise _Invalid("count: must be a whole number, 0 or more")
+            raise ApiError("count", "must be a whole number, 0 or more")
         return value
     if field == "pinned":
         if not isinstance(value, bool):
-            raise _Invalid("pinned: must be true or false")
+            raise ApiError("pinned", "must be true or false")
         return value
     if value is None:  # lastused
         return None
     try:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
-        raise _Invalid("lastused: must be an ISO 8601 date-time or null") from None
+        raise ApiError("lastused", "must be an ISO 8601 date-time or null") from None
     return parsed.isoformat()

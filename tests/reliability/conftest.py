@@ -10,8 +10,8 @@
   guess of which generated messages the classifier keeps.
 * :func:`take_census`: what a store holds (conversation messages by ``emailid``, raw
   records by status, source keys, checkpoints).
-* :func:`running_daemon`, :func:`wait_for_status`: the daemon in the test's own Trio run,
-  and event-driven waits on an account's status.
+* :func:`wait_for_status`: event-driven waits on an account's status (the daemon in the
+  test's own Trio run is :func:`daemon.app.open_daemon`).
 * :func:`report`: a drill's figures, printed in a "fault drills" section at the end of
   the pytest run (so CI logs show ``lost=0 duplicated=0`` even when everything passes).
 """
@@ -31,7 +31,7 @@ import trio
 
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountState, AccountStatus
-from daemon.app import build_plugin_manager, open_daemon, open_daemon_store
+from daemon.app import build_plugin_manager, open_daemon_store
 from daemon.config import Config, load_config, load_secret_key
 from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, source_key
@@ -233,10 +233,6 @@ async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int,
 
 
 # -- the daemon in this Trio run ---------------------------------------------------------
-
-#: Kept under its old name for the callers here.
-running_daemon = open_daemon
-
 
 async def wait_for_status(status: AccountStatus,
                           predicate: Callable[[AccountStatus], bool]) -> None:

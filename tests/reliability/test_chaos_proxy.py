@@ -24,6 +24,7 @@ import pytest
 import trio
 
 from benchmarks.messages import generate_messages
+from daemon.app import open_daemon
 from tests.fakes.dovecot import Dovecot, MailUser
 from tests.fakes.tcp_proxy import Chaos, TcpProxy, open_tcp_proxy
 from tests.reliability.conftest import (
@@ -34,7 +35,6 @@ from tests.reliability.conftest import (
     load_drill_config,
     reference_census,
     report,
-    running_daemon,
     take_census,
     wait_for_status,
     write_drill_config,
@@ -71,7 +71,7 @@ async def test_no_loss_and_catch_up_within_the_backoff_cap(dovecot: Dovecot, tmp
         imap = Imap(port=proxy.port, user=user, backoff_cap=BACKOFF_CAP,
                     read_timeout=READ_TIMEOUT, connect_timeout=READ_TIMEOUT)
         config = load_drill_config(write_drill_config(tmp_path / "drill", imap), imap)
-        async with running_daemon(config) as daemon:
+        async with open_daemon(config) as daemon:
             status = daemon.handles[ACCOUNT].status
             with trio.fail_after(120):
                 await feed(dovecot, user, raws, proxy, uids)

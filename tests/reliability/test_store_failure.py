@@ -32,7 +32,7 @@ import pytest
 import trio
 
 from daemon.actors.status import AccountState, AccountStatus
-from daemon.app import Daemon
+from daemon.app import Daemon, open_daemon
 from daemon.store.asyncstore import AsyncStore
 from tests.fakes.dovecot import Dovecot, MailUser, make_message
 from tests.reliability.conftest import (
@@ -42,7 +42,6 @@ from tests.reliability.conftest import (
     caught_up_to,
     load_drill_config,
     report,
-    running_daemon,
     take_census,
     wait_for_status,
     write_drill_config,
@@ -131,7 +130,7 @@ async def run_store_drill(dovecot: Dovecot, tmp_path: Path, fault: FaultWindow,
         root, imap, store_query="?busy_timeout_ms=50", maildir=True), imap)
     mail = Mail(user, root / "Maildir", [], [], [])
     db = root / "postroom.db"
-    async with running_daemon(config) as daemon:
+    async with open_daemon(config) as daemon:
         imap_status = daemon.handles[ACCOUNT].status
         maildir_status = daemon.handles[MAILDIR_ACCOUNT].status
         with trio.fail_after(30):
