@@ -90,7 +90,6 @@ def translate(exc: psycopg.Error) -> PostroomError:
     return StoreError(f"postgresql: {_first_line(exc)}")
 
 
-
 # -- what PostgreSQL does differently -------------------------------------------------------
 
 def _prop_expr(prop: str) -> str:

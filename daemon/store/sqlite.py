@@ -84,7 +84,6 @@ def translate(exc: sqlite3.Error) -> PostroomError:
     return StoreError(message)
 
 
-
 # -- what SQLite does differently ---------------------------------------------------------
 
 def _now() -> str:
