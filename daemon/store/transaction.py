@@ -16,11 +16,10 @@ statements. What differs between the two databases is small and lives in a
   that keeps ``True`` and ``1`` apart;
 * times as parameters and as read back (ISO text in SQLite, ``timestamptz`` in
   PostgreSQL), and JSON as read back (text in SQLite, parsed by psycopg);
-* which driver errors to translate, and how.
-
-* how an insert hands back that id: ``RETURNING id`` in PostgreSQL, the cursor's
+* how an insert hands back its id: ``RETURNING id`` in PostgreSQL, the cursor's
   ``lastrowid`` in SQLite (whose Python driver runs ``RETURNING`` several times slower
-  than a plain insert).
+  than a plain insert);
+* which driver errors to translate, and how.
 
 ``now()`` is the time the transaction began in both: PostgreSQL's own, and in SQLite a
 function the backend registers on its connection (ISO 8601 text with microseconds).
