@@ -7,7 +7,8 @@ import pytest
 
 from daemon.errors import StoreBusyError, StoreError, UniqueViolation
 from daemon.store import migrations, open_store
-from daemon.store.postgres import PostgresStore, _conninfo, _find_query, migrate
+from daemon.store.postgres import POSTGRES, PostgresStore, _conninfo, migrate
+from daemon.store.transaction import find_query
 from tests.store.conftest import POSTGRES_URL
 
 
@@ -115,7 +116,7 @@ def test_find_uses_the_expression_index(pg_store: PostgresStore, where: dict):
     pg_store.ensure_index("company", "email")
     for limetype, index in (("person", "ux_obj_person__email"),
                             ("company", "ix_obj_company__email")):
-        sql, params = _find_query(limetype, where, None, False)
+        sql, params = find_query(POSTGRES, limetype, where, None, False)
         with pg_store.transaction() as tx:
             tx._x("SET LOCAL enable_seqscan = off")
             text = "\n".join(r[0] for r in tx._x(f"EXPLAIN {sql}", params))

@@ -7,8 +7,9 @@ import inspect
 import pytest
 
 from daemon.store import base
-from daemon.store.postgres import PostgresStore, PostgresTx
-from daemon.store.sqlite import SqliteStore, SqliteTx
+from daemon.store.postgres import PostgresStore
+from daemon.store.sqlite import SqliteStore
+from daemon.store.transaction import Transaction
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:
@@ -17,7 +18,7 @@ def public_methods(cls: type) -> dict[str, inspect.Signature]:
 
 
 @pytest.mark.parametrize(("protocol", "impl"), [
-    (base.Tx, SqliteTx), (base.Tx, PostgresTx),
+    (base.Tx, Transaction),
     (base.Store, SqliteStore), (base.Store, PostgresStore),
 ])
 def test_signatures_match_the_protocol(protocol: type, impl: type):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 
@@ -10,7 +12,8 @@ import pytest
 
 from daemon.errors import StoreBusyError, StoreError, UniqueViolation
 from daemon.store import migrations, open_store
-from daemon.store.sqlite import SqliteStore, _find_query, map_errors, migrate, translate
+from daemon.store.sqlite import SQLITE, SqliteStore, map_errors, migrate, translate
+from daemon.store.transaction import find_query
 from tests.store.conftest import sqlite_url
 
 
@@ -61,6 +64,62 @@ def test_malformed_urls_are_refused(url: str, tmp_path: Path, monkeypatch):
     with pytest.raises(ValueError):
         open_store(url)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- file permissions (issue 9) ---------------------------------------------------------
+
+@pytest.fixture
+def loose_umask():
+    """A umask that would leave new files world-readable (0644) and directories 0755."""
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_the_database_its_wal_and_shm_and_new_directories_are_private(tmp_path: Path):
+    path = tmp_path / "state" / "postroom" / "store.db"
+    existing = mode(tmp_path)
+    store = open_store(f"sqlite:///{path}")
+    try:
+        with store.transaction() as tx:  # a write, so the WAL has content
+            tx.set_checkpoint("a", "k", "v")
+        wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+        assert wal.is_file() and shm.is_file()
+        assert [mode(p) for p in (path, wal, shm)] == [0o600, 0o600, 0o600]
+        assert [mode(p) for p in (path.parent, path.parent.parent)] == [0o700, 0o700]
+    finally:
+        store.close()
+    assert mode(tmp_path) == existing  # not created by the store: left alone
+
+
+def test_an_umask_without_owner_bits_still_gives_owner_access(tmp_path: Path):
+    previous = os.umask(0o377)  # would create 0400 files and 0400 directories
+    try:
+        path = tmp_path / "new" / "store.db"
+        store = open_store(f"sqlite:///{path}")
+        store.close()
+    finally:
+        os.umask(previous)
+    assert (mode(path), mode(path.parent)) == (0o600, 0o700)
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_existing_directories_and_database_keep_their_modes(tmp_path: Path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    path = shared / "store.db"
+    path.touch()
+    path.chmod(0o640)  # the operator's choice, e.g. a backup group may read
+    open_store(f"sqlite:///{path}").close()
+    assert (mode(shared), mode(path)) == (0o750, 0o640)
 
 
 # -- connection settings ----------------------------------------------------------------
@@ -170,7 +229,7 @@ def test_threads_take_turns(sqlite_store: SqliteStore):
 # -- indexes ----------------------------------------------------------------------------
 
 def plan(store: SqliteStore, limetype: str, where: dict) -> str:
-    sql, params = _find_query(limetype, where, None, False)
+    sql, params = find_query(SQLITE, limetype, where, None, False)
     rows = store._conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
     return " | ".join(row[-1] for row in rows)
 
