@@ -190,16 +190,16 @@ class Processor:
                 raise
             log.warning("processor.batch_fallback", count=len(raws), reason="store full",
                         error=str(exc))
-            return await self._one_by_one_while_full(raws)
+            return await self._one_by_one(raws)
         except Exception as exc:
             log.info("processor.batch_fallback", count=len(raws),
                      error=f"{type(exc).__name__}: {exc}")
-            return [await self.process(raw) for raw in raws]
+            return await self._one_by_one(raws)
         for job, result in zip(jobs, results, strict=True):
             self._committed(job, result)
         return [result.outcome for result in results]
 
-    async def _one_by_one_while_full(self, raws: Sequence[RawMessage]) -> list[Outcome]:
+    async def _one_by_one(self, raws: Sequence[RawMessage]) -> list[Outcome]:
         """Each message in its own transaction, skipping those a full store refuses.
 
         Raises:
