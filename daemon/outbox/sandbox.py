@@ -18,8 +18,8 @@ no extra argument) and each place where a template can make work or data is char
   one render, nested or not);
 * every call (macros, methods, globals) and every filter: integer arguments larger than
   the output budget (widths, counts) are refused, ``replace``/``join``/``indent`` predict
-  their size, a result longer than the budget is refused, and the call counts as an
-  iteration so recursive macros are bounded too;
+  their size, and a result longer than the budget is refused; a call (not a filter) also
+  counts as an iteration, so recursive macros are bounded too;
 * ``str.format`` widths (``"{:>999999999}"``) are checked when the method is looked up;
 * ``range()`` is capped at the loop budget, ``lipsum`` is removed;
 * the rendered output itself is summed chunk by chunk.
@@ -184,7 +184,6 @@ def _budgeted_filter(env: _BudgetedEnvironment, name: str, func: Callable[..., A
     @functools.wraps(func)
     def checked(*args: Any, **kwargs: Any) -> Any:
         meter = _meter(env)
-        meter.tick()
         values = args[1:] if passes is not None else args
         _check_args(meter, (*values, *kwargs.values()))
         if values:
