@@ -15,8 +15,10 @@
 ``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
 
 ``deliver`` is for MTA pipes (Postfix ``mailbox_command``, ``.forward``): exit 0 when the
-message is stored, 75 (EX_TEMPFAIL) when it should be retried later (store busy, bad
-configuration), 1 when it can never succeed, with the reason on stderr.
+message is stored, 1 only when the message itself is refused (recorded as a failure), and
+75 (EX_TEMPFAIL: the MTA keeps the mail and retries) for everything else: the store cannot
+be written (read-only, locked, disk full, its directory missing or not creatable), a bad
+configuration, an unexpected error. The reason goes to stderr.
 """
 
 from __future__ import annotations
@@ -186,8 +188,6 @@ def _objects(args: argparse.Namespace) -> int:
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    from daemon.errors import ConfigError, TransientError
-
     raw = sys.stdin.buffer.read()
     try:
         config = _load(args.config)
@@ -198,8 +198,9 @@ def _deliver(args: argparse.Namespace) -> int:
         return EX_TEMPFAIL
     try:
         outcome = trio.run(_deliver_one, config, args.account, raw)
-    except (TransientError, ConfigError) as exc:
-        print(f"postroom deliver: temporary failure: {exc}", file=sys.stderr)
+    except Exception as exc:  # nothing was stored: never make the MTA bounce the mail
+        print(f"postroom deliver: temporary failure: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
         return EX_TEMPFAIL
     if outcome.failed:
         print(f"postroom deliver: {outcome.reason} (raw message kept as "

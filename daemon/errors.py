@@ -41,6 +41,7 @@ __all__ = [
     "TransientError",
     "UniqueViolation",
     "is_transient",
+    "store_is_full",
     "translated",
 ]
 
@@ -135,6 +136,29 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, TransientError):
         return True
     return isinstance(error, OSError) and error.errno in _OUT_OF_DESCRIPTORS
+
+
+#: What a full disk looks like below a StoreBusyError: SQLite's primary result code
+#: SQLITE_FULL, PostgreSQL's SQLSTATE 53100 (disk_full).
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def store_is_full(exc: BaseException) -> bool:
+    """True if ``exc`` is a :class:`StoreBusyError` caused by a full disk (or a size cap).
+
+    Unlike a lock, a full disk does not go away by waiting, but a smaller transaction may
+    still fit: the processor then imports a failed batch one message per transaction.
+    Read from the translated error's cause (the store keeps it, ``raise ... from exc``),
+    so the store adapters need no new error class.
+    """
+    if not isinstance(exc, StoreBusyError):
+        return False
+    cause = exc.__cause__
+    code = getattr(cause, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF == _SQLITE_FULL
+    return getattr(cause, "sqlstate", None) == _PG_DISK_FULL
 
 
 @contextmanager

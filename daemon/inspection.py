@@ -4,6 +4,11 @@ The tool an administrator reaches for when asking "why did this mail not become 
 ticket?": parsed fields, attachments and inline images, the classification and every rule
 that fired, bounce details, and — with a configuration whose store exists — whether the
 message is a duplicate and which conversation it would join, and why.
+
+Everything it prints comes from the message, that is from a stranger: control characters
+(an escape sequence in a subject, a carriage return in a file name) are escaped in the
+readable report (:func:`daemon.terminal.escape_controls`), and in ``--json`` the few that
+JSON leaves raw (DEL, C1, Unicode line separators and bidi overrides) are ``\\u`` escapes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 __all__ = ["inspect_files", "inspect_message"]
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +27,7 @@ from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import ParsedMessage
 from daemon.mail.parse import parse_message
+from daemon.terminal import escape_controls
 
 TEXT_PREVIEW = 300
 
@@ -122,9 +129,9 @@ def inspect_files(paths: Iterable[Path], *, config: Any = None, as_json: bool = 
             report = {"file": str(path), **inspect_message(raw, config=config, store=store,
                                                            secret=secret)}
             if as_json:
-                out.write(json.dumps(report, ensure_ascii=False, default=str) + "\n")
+                out.write(_json_line(report) + "\n")
             else:
-                _print_report(report, out)
+                _print_report(_escaped(report), out)
     finally:
         if store is not None:
             store.close()
@@ -142,6 +149,27 @@ def _open_store(config: Any) -> tuple[Any, bytes | None]:
     if path is not None and not Path(path).exists():
         return None, None
     return open_store(config.daemon.store), load_secret_key(config)
+
+
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _json_line(report: dict[str, Any]) -> str:
+    """One JSON object; the controls JSON allows unescaped are escaped too."""
+    text = json.dumps(report, ensure_ascii=False, default=str)
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _escaped(value: Any, key: str = "") -> Any:
+    """``value`` with every string's control characters escaped (the text preview keeps
+    its line breaks)."""
+    if isinstance(value, str):
+        return escape_controls(value, keep_newlines=key == "text")
+    if isinstance(value, dict):
+        return {k: _escaped(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    return value
 
 
 def _print_report(report: dict[str, Any], out: TextIO) -> None:

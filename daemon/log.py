@@ -9,9 +9,16 @@ context into child tasks and worker threads, so the binding follows the work.
 The processor chain, in order (each does one job)::
 
     merge_contextvars -> add_log_level -> add_logger_name -> TimeStamper
-    -> redact_secrets -> format_exc_info/dict_tracebacks -> renderer
+    -> redact_secrets -> JSON: dict_tracebacks -> redact_rendered_exception -> renderer
+                      -> console: escape_control_characters -> renderer (its exception
+                         formatter scrubs and escapes the traceback text it writes)
 
 ``redact_secrets`` must run before the renderer and after everything that adds fields.
+An exception is only turned into text after it, so the rendered exception (its message,
+its notes, its causes) is scrubbed again: in JSON by ``redact_rendered_exception`` after
+``dict_tracebacks``, in the console by :class:`_RedactedTraceback` around the formatter.
+The console (a terminal) also gets control characters escaped
+(:func:`daemon.terminal.escape_controls`); JSON escapes them itself.
 
 Two routes to the same stream. Stdlib loggers (imapclient, hypercorn) go through a
 ``logging.StreamHandler`` whose ``ProcessorFormatter`` runs the chain above. In JSON mode
@@ -25,8 +32,10 @@ The console format keeps the stdlib route; it is for development, where cost is 
 
 from __future__ import annotations
 
-__all__ = ["configure_logging", "redact_secrets", "REDACTED"]
+__all__ = ["REDACTED", "configure_logging", "escape_control_characters",
+           "redact_rendered_exception", "redact_secrets"]
 
+import io
 import logging
 import re
 import sys
@@ -35,6 +44,8 @@ from typing import Any, TextIO
 
 import orjson
 import structlog
+
+from daemon.terminal import escape_controls
 
 REDACTED = "****"
 
@@ -85,6 +96,53 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
         else:
             event_dict[key] = _scrub(event_dict[key])
     return event_dict
+
+
+def redact_rendered_exception(_logger: Any, _method: str,
+                              event_dict: MutableMapping[str, Any]
+                              ) -> MutableMapping[str, Any]:
+    """Scrub the ``exception`` field that ``dict_tracebacks``/``format_exc_info`` made.
+
+    Must run after the exception processor (the exception is text or dicts only then).
+    """
+    if "exception" in event_dict:
+        event_dict["exception"] = _scrub(event_dict["exception"])
+    return event_dict
+
+
+def escape_control_characters(_logger: Any, _method: str,
+                              event_dict: MutableMapping[str, Any]
+                              ) -> MutableMapping[str, Any]:
+    """Console only: escape control characters in what the renderer prints as it is.
+
+    A subject with ``ESC [2J`` must not clear the terminal, a newline must not forge a
+    line. The console renderer is built with ``repr_native_str=True``, so every other value
+    is printed as its ``repr`` (which escapes controls); the event name and a preformatted
+    ``exception`` are printed raw, so they are escaped here.
+    """
+    event = event_dict.get("event")
+    if isinstance(event, str):
+        event_dict["event"] = escape_controls(event)
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = escape_controls(_scrub(exception), keep_newlines=True)
+    return event_dict
+
+
+class _RedactedTraceback:
+    """Wraps a console exception formatter: secrets scrubbed, controls escaped.
+
+    The inner formatter writes into a buffer (Rich without colours, so every escape
+    sequence left in the text came from the exception, not from Rich).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __call__(self, sio: TextIO, exc_info: Any) -> None:
+        buffer = io.StringIO()
+        self._inner(buffer, exc_info)
+        sio.write(escape_controls(_scrub(buffer.getvalue()), keep_newlines=True))
 
 
 def _has_rich() -> bool:
@@ -187,12 +245,14 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
         renderer: Any = structlog.processors.JSONRenderer(serializer=_json_dumps)
         # Never render local variables: a frame of a login call holds the password.
         tail = [structlog.processors.ExceptionRenderer(
-            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            redact_rendered_exception]
     else:
-        renderer = structlog.dev.ConsoleRenderer(
-            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
-            if _has_rich() else structlog.dev.plain_traceback)
-        tail = []
+        renderer = structlog.dev.ConsoleRenderer(repr_native_str=True,
+                                                 exception_formatter=_RedactedTraceback(
+            structlog.dev.RichTracebackFormatter(show_locals=False, color_system=None)
+            if _has_rich() else structlog.dev.plain_traceback))
+        tail = [escape_control_characters]
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),

@@ -73,6 +73,59 @@ def test_deliver_exits_75_while_the_store_is_locked(tmp_path, monkeypatch, capsy
     assert "temporary failure" in capsys.readouterr().err
 
 
+@pytest.fixture
+def store_unwritable(monkeypatch):
+    """Makes every SQLite connection opened from now on read-only or size-capped.
+
+    Real SQLite errors (SQLITE_READONLY, SQLITE_FULL) without chmod (the tests may run as
+    root, for whom a read-only directory is writable) or a full disk.
+    """
+    import sqlite3
+
+    real = sqlite3.connect
+
+    def install(kind: str) -> None:
+        def connect(path, *args, **kwargs):
+            if kind == "read-only":
+                return real(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+            conn = real(path, *args, **kwargs)
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+            return conn
+
+        monkeypatch.setattr(sqlite3, "connect", connect)
+
+    return install
+
+
+@pytest.mark.parametrize("kind", ["read-only", "disk full"])
+def test_issue_9_deliver_exits_75_when_the_store_cannot_be_written(
+        tmp_path, monkeypatch, capsys, store_unwritable, kind):
+    config = write_config(tmp_path, http=False)
+    assert deliver(monkeypatch, config, make_message(1)) == 0
+    store_unwritable(kind)
+    big = make_message(2, sender="bo@globex.example").replace(
+        b"Body of message 2.", b"A line of the body.\n" * 20_000)  # more than the free pages
+    assert deliver(monkeypatch, config, big) == EX_TEMPFAIL
+    err = capsys.readouterr().err
+    assert "temporary failure" in err
+    assert ("readonly" if kind == "read-only" else "full") in err
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main(["objects", "conversationmessage", "--json", "--config", str(config)]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1  # nothing half-stored
+
+
+def test_issue_9_deliver_exits_75_when_the_store_directory_cannot_be_made(
+        tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, http=False)
+    (tmp_path / "not-a-dir").write_text("")
+    config.write_text(config.read_text().replace(
+        'store = "sqlite:///postroom.db"', 'store = "sqlite:///not-a-dir/db/postroom.db"'))
+    assert deliver(monkeypatch, config, make_message(1)) == EX_TEMPFAIL
+    assert "temporary failure: NotADirectoryError" in capsys.readouterr().err
+
+
 def test_check_config_exit_codes(tmp_path, capsys):
     config = write_config(tmp_path, http=False)
     assert main(["check-config", str(config)]) == 0

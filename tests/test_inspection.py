@@ -65,3 +65,27 @@ def test_cli_readable_report(capsys):
     text = capsys.readouterr().out
     assert "classification: normal" in text
     assert "subject:" in text
+
+
+def test_issue_9_control_characters_in_a_message_are_escaped_in_both_outputs(tmp_path: Path):
+    import base64
+
+    evil = "Invoice\x1b]0;owned\x07\x1b[2J\r\nFAKE: line\x9b31m \u202eevil"
+    encoded = base64.b64encode(evil.encode()).decode()
+    (tmp_path / "evil.eml").write_bytes(
+        b"From: Mallory <m@evil.example>\r\nTo: support@demo.example\r\n"
+        + f"Subject: =?utf-8?b?{encoded}?=\r\n".encode()
+        + b"Message-ID: <evil@evil.example>\r\n\r\nHello\x1b[5m there\r\nsecond line\r\n")
+    out = io.StringIO()
+    assert inspect_files([tmp_path / "evil.eml"], out=out) == 0
+    report = out.getvalue()
+    for raw in ("\x1b", "\x07", "\r", "\x9b", "\u202e"):
+        assert raw not in report
+    assert "subject:        Invoice\\x1b]0;owned\\x07\\x1b[2J FAKE: line\\x9b31m \\u202eevil\n" \
+        in report
+    assert "Hello\\x1b[5m there\n" in report  # the text preview keeps its line breaks
+    out = io.StringIO()
+    assert inspect_files([tmp_path / "evil.eml"], as_json=True, out=out) == 0
+    line = out.getvalue()
+    assert not any(c in line for c in ("\x1b", "\x9b", "\u202e", "\r"))
+    assert json.loads(line)["subject"] == evil.replace("\r\n", " ")  # the data is intact

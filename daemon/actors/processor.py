@@ -15,7 +15,12 @@ again).
 Group commit: :meth:`submit_many` imports a whole batch (an IMAP fetch window, a Maildir
 scan) in ONE transaction, in order, which saves a third of the store's time per message.
 If anything in the batch fails, the transaction rolls back and the batch is redone one
-message per transaction, so a bad message still only fails itself.
+message per transaction, so a bad message still only fails itself. A full disk
+(:func:`~daemon.errors.store_is_full`) is redone the same way, because single messages
+may still fit: those that do are committed, those that do not are skipped, and the
+submission then raises the ``StoreBusyError`` (the intake backs off and fetches again; the
+committed ones come back as already stored). A lock is not: every message would wait the
+busy timeout again.
 
 Pipeline per message (each step a function; hooks at each decision)::
 
@@ -54,7 +59,7 @@ from daemon.crm.importer import (
     import_message,
     record_failure,
 )
-from daemon.errors import TransientError
+from daemon.errors import TransientError, store_is_full
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
@@ -180,16 +185,40 @@ class Processor:
         try:
             jobs = [await self._prepare(raw) for raw in raws]
             results, queued = await self.store.run(_import_all, self.ctx, jobs)
-        except TransientError:
-            raise
+        except TransientError as exc:
+            if not store_is_full(exc):
+                raise
+            log.warning("processor.batch_fallback", count=len(raws), reason="store full",
+                        error=str(exc))
+            return await self._one_by_one(raws)
         except Exception as exc:
             log.info("processor.batch_fallback", count=len(raws),
                      error=f"{type(exc).__name__}: {exc}")
-            return [await self.process(raw) for raw in raws]
+            return await self._one_by_one(raws)
         for job, result in zip(jobs, results, strict=True):
             self._committed(job, result, queued)
             queued = False  # wake the outbox once per transaction
         return [result.outcome for result in results]
+
+    async def _one_by_one(self, raws: Sequence[RawMessage]) -> list[Outcome]:
+        """Each message in its own transaction, skipping those a full store refuses.
+
+        Raises:
+            StoreBusyError: the first "full" refusal, after all the others were tried.
+        """
+        outcomes, full = [], None
+        for raw in raws:
+            try:
+                outcomes.append(await self.process(raw))
+            except TransientError as exc:
+                if not store_is_full(exc):
+                    raise
+                log.warning("processor.store_full", account=raw.account,
+                            source_key=raw.source_key, size=len(raw.raw))
+                full = full or exc
+        if full is not None:
+            raise full
+        return outcomes
 
     async def _prepare(self, raw: RawMessage) -> ImportJob:
         """Parse and classify; everything before the store."""

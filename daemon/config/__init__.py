@@ -28,7 +28,8 @@ and what they share:
   ``secretkey.py``: the installation's secret key (configured, or generated next to a
   SQLite store);
 * ``problems.py``: pydantic errors turned into ``file: path: reason`` lines;
-* ``check.py``: ``postroom check-config``.
+* ``check.py``: ``postroom check-config``; ``templates.py``: its deeper checks (every
+  template compiles and renders against sample data; runtime names the store accepts).
 
 No module here is named after a standard-library module (hence ``secret_values``, not
 ``secrets``, and ``http_listener``, not ``http``), so none can shadow one when a script

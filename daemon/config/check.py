@@ -1,9 +1,13 @@
 """``postroom check-config FILE``: validate a configuration without starting anything.
 
 Given a ``.toml`` file it validates the TOML, follows every secret indirection (so an
-unset environment variable is caught here, not at 3 a.m.), and validates the runtime JSON
-the TOML names. Given a ``.json`` file it validates that file as a runtime configuration
-on its own (account references cannot be checked without the TOML).
+unset environment variable is caught here, not at 3 a.m.), validates the runtime JSON
+the TOML names, and then checks what only shows one message at a time
+(:mod:`daemon.config.templates`): every account template and automatic-reply text compiles
+and renders against sample data within its budget (errors name the template file and
+line), and every limetype and property name in the runtime JSON is one the store accepts
+(errors name the key path). Given a ``.json`` file it validates that file as a runtime
+configuration on its own (account references cannot be checked without the TOML).
 
 Output, one line each, nothing else::
 
@@ -25,6 +29,7 @@ from typing import TextIO
 
 from daemon.config.load import Config, load_config
 from daemon.config.runtime import RuntimeConfig, load_runtime
+from daemon.config.templates import store_name_problems, template_problems
 from daemon.errors import ConfigError, ConfigProblem
 
 
@@ -44,9 +49,12 @@ def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
     file = str(path)
     try:
         if file.endswith(".json"):
-            summary, warnings = _runtime_summary(load_runtime(path)), ()
+            runtime = load_runtime(path)
+            _raise_if(store_name_problems(runtime, file))
+            summary, warnings = _runtime_summary(runtime), ()
         elif file.endswith(".toml"):
             config = load_config(path, environ=environ)
+            _raise_if(_deep_problems(config))
             summary, warnings = _config_summary(config), config.warnings
         else:
             raise ConfigError([ConfigProblem(file, "", "expected a .toml or a .json file")])
@@ -58,6 +66,21 @@ def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     return 0
+
+
+def _deep_problems(config: Config) -> list[ConfigProblem]:
+    runtime_file = config.daemon.runtime
+    problems = []
+    if runtime_file is not None:
+        shown = (runtime_file.relative_to(config.base_dir)
+                 if runtime_file.is_relative_to(config.base_dir) else runtime_file)
+        problems += store_name_problems(config.runtime, str(shown))
+    return problems + template_problems(config)
+
+
+def _raise_if(problems: list[ConfigProblem]) -> None:
+    if problems:
+        raise ConfigError(problems)
 
 
 def _config_summary(config: Config) -> str:

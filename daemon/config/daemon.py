@@ -56,6 +56,10 @@ class DaemonSettings(_TomlModel):
     plugins_disabled: tuple[str, ...] = ()
     plugins: tuple[str, ...] = ()
     seed_objects: Path | None = None
+    # Template budget (daemon.outbox.sandbox): per render of an account template.
+    template_max_output_chars: int = Field(default=1_000_000, gt=0)
+    template_max_loop_iterations: int = Field(default=100_000, gt=0)
+    template_timeout_seconds: float = Field(default=2 * SECONDS, gt=0)
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -3,8 +3,9 @@
 Everything here is pure: values in, bytes out. :mod:`daemon.outbox.queue` reads the store
 and calls these functions once per recipient.
 
-Templates are Jinja2 in a :class:`~jinja2.sandbox.SandboxedEnvironment` with autoescaping:
-a template (written by an administrator) cannot reach Python internals, and every merge code
+Templates are Jinja2 in an immutable sandbox with autoescaping, rendered under a budget
+(:mod:`daemon.outbox.sandbox`: output size, loop iterations, time): a template (written
+by an administrator) cannot reach Python internals nor exhaust memory, and every merge code
 that holds text (names, addresses, subjects written by customers) is escaped. The merge
 codes that *are* HTML (``conversation_messages``, ``follower_addresses_mailto``,
 ``marker``) are :class:`~markupsafe.Markup` built here from escaped parts and from message
@@ -12,9 +13,10 @@ bodies that went through :func:`daemon.mail.html.sanitize_html`.
 
 The template named by the account (``template = "default"``) is looked up as
 ``<name>.html`` in ``templates/`` next to the TOML file, then among the templates shipped
-in ``daemon/templates/`` ("Use default template"). A template that is missing or fails to
-render falls back to the shipped default, so a typo in a template never stops mail; the
-problem is returned to the caller, which records it.
+in ``daemon/templates/`` ("Use default template"). A template that is missing, fails to
+render for any reason or exceeds its budget falls back to the shipped default, so a typo
+in a template never stops mail; the problem is logged and returned to the caller, which
+records it.
 
 MIME layout (RFC 2046, RFC 2387)::
 
@@ -49,15 +51,19 @@ __all__ = [
     "build_message",
     "conversation_html",
     "ensure_marker",
+    "environment_for",
     "format_time",
     "merge_codes",
     "render_html",
     "render_text",
+    "template_budget",
     "template_environment",
+    "template_line",
     "text_to_html",
 ]
 
 import functools
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +76,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+import structlog
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
@@ -77,6 +84,14 @@ from daemon.errors import MessageTooLarge
 from daemon.mail.html import html_to_text, sanitize_html, without_remote_resources
 from daemon.mail.ids import body_marker, text_marker
 from daemon.outbox.phrases import phrases_for
+from daemon.outbox.sandbox import (
+    DEFAULT_BUDGET,
+    TemplateBudget,
+    budgeted_environment,
+    render_budgeted,
+)
+
+log = structlog.get_logger("postroom.outbox")
 
 #: Our loop header; the same name :mod:`daemon.mail.classify` looks for.
 LOOP_HEADER = "X-Postroom-Loop"
@@ -178,27 +193,61 @@ class Headers:
 
 
 @functools.lru_cache(maxsize=16)
-def template_environment(config_dir: Path | None) -> SandboxedEnvironment:
+def template_environment(config_dir: Path | None, budget: TemplateBudget = DEFAULT_BUDGET
+                         ) -> jinja2.Environment:
     """The sandboxed, autoescaping environment for ``templates/`` under ``config_dir``.
 
-    Cached per folder: templates are compiled once and reloaded when their file changes.
+    Cached per folder and budget: templates are compiled once and reloaded when their file
+    changes. Every render is bounded by ``budget`` (:mod:`daemon.outbox.sandbox`).
     """
     search = [_PACKAGE_TEMPLATES]
     if config_dir is not None:
         search.insert(0, config_dir / "templates")
-    return SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search]),
+    return budgeted_environment(
+        budget, loader=jinja2.FileSystemLoader([str(p) for p in search]),
         autoescape=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
 
 
+def environment_for(config: Any) -> jinja2.Environment:
+    """:func:`template_environment` for a :class:`~daemon.settings.Config`: its folder and
+    its ``[daemon] template_*`` budget (defaults for a config without them)."""
+    return template_environment(getattr(config, "base_dir", None), template_budget(config))
+
+
+def template_budget(config: Any) -> TemplateBudget:
+    """The ``[daemon] template_max_output_chars`` / ``template_max_loop_iterations`` /
+    ``template_timeout_seconds`` budget of ``config``; :data:`DEFAULT_BUDGET` without."""
+    daemon = getattr(config, "daemon", None)
+    return TemplateBudget(
+        max_output_chars=getattr(daemon, "template_max_output_chars",
+                                 DEFAULT_BUDGET.max_output_chars),
+        max_loop_iterations=getattr(daemon, "template_max_loop_iterations",
+                                    DEFAULT_BUDGET.max_loop_iterations),
+        max_seconds=getattr(daemon, "template_timeout_seconds", DEFAULT_BUDGET.max_seconds))
+
+
 @functools.lru_cache(maxsize=1)
-def _text_environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(autoescape=False, undefined=jinja2.ChainableUndefined)
+def _shipped_environment() -> jinja2.Environment:
+    """Only the shipped templates, for the fallback: a ``templates/default.html`` next to
+    the TOML file is the administrator's and may be the one that failed."""
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(_PACKAGE_TEMPLATES)), autoescape=True,
+        undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _text_environment(budget: TemplateBudget = DEFAULT_BUDGET) -> jinja2.Environment:
+    return budgeted_environment(budget, autoescape=False, undefined=jinja2.ChainableUndefined)
 
 
 def render_html(env: jinja2.Environment, template: str, context: Mapping[str, Any]
                 ) -> tuple[str, str | None]:
     """Render ``<template>.html``; fall back to the shipped default if it cannot be.
+
+    Any exception while loading or rendering the account's template counts (a syntax
+    error, ``{{ 1/0 }}``, a refused budget, an unsafe attribute): it is logged as
+    ``outbox.template_fallback`` and the shipped ``default.html`` (ours, trusted, rendered
+    without a budget) is used instead, so a template never stops mail.
 
     Returns:
         The HTML, and None or a description of why the default was used instead.
@@ -207,26 +256,46 @@ def render_html(env: jinja2.Environment, template: str, context: Mapping[str, An
         jinja2.TemplateError: only if the shipped default itself fails (a bug).
     """
     try:
-        return env.get_template(f"{template}.html").render(context), None
-    except jinja2.TemplateError as exc:
-        if template == DEFAULT_TEMPLATE:
-            raise
+        return render_budgeted(env.get_template(f"{template}.html"), context), None
+    except Exception as exc:
         problem = f"template {template!r} could not be used ({type(exc).__name__}: {exc})"
-    return env.get_template(f"{DEFAULT_TEMPLATE}.html").render(context), problem
+        log.warning("outbox.template_fallback", template=template,
+                    error=f"{type(exc).__name__}: {exc}", line=template_line(exc))
+    shipped = _shipped_environment().get_template(f"{DEFAULT_TEMPLATE}.html")
+    return shipped.render(context), problem
 
 
-def render_text(source: str, context: Mapping[str, Any]) -> str:
+def render_text(source: str, context: Mapping[str, Any], *,
+                budget: TemplateBudget = DEFAULT_BUDGET) -> str:
     """Render a short text with merge codes (``{{helpdesk.helpdesknumber}}``), sandboxed.
 
-    Unknown merge codes render empty. A text that is not a valid template is returned as
-    written rather than losing the message.
+    Unknown merge codes render empty. A text that is not a valid template, or fails or
+    exceeds ``budget`` while rendering, is returned as written rather than losing the
+    message (logged as ``outbox.text_template_failed``).
     """
     if "{" not in source:
         return source
     try:
-        return _text_environment().from_string(source).render(context)
-    except jinja2.TemplateError:
+        return render_budgeted(_text_environment(budget).from_string(source), context)
+    except Exception as exc:
+        log.warning("outbox.text_template_failed", error=f"{type(exc).__name__}: {exc}",
+                    line=template_line(exc))
         return source
+
+
+def template_line(exc: BaseException) -> int | None:
+    """The template line an exception was raised at, if Jinja2 could tell.
+
+    Syntax errors carry ``lineno``; for runtime errors Jinja2 rewrites the traceback so the
+    template's frames name the template file and line, and the innermost one is taken.
+    """
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.endswith(".html") or frame.filename == "<template>":
+            line = frame.lineno
+    return line
 
 
 # -- merge codes ------------------------------------------------------------------------

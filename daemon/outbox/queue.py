@@ -68,10 +68,10 @@ from daemon.outbox.compose import (
     build_message,
     conversation_html,
     ensure_marker,
+    environment_for,
     merge_codes,
     render_html,
     render_text,
-    template_environment,
     text_to_html,
 )
 from daemon.outbox.phrases import phrases_for
@@ -117,7 +117,7 @@ class Outgoing:
     def __post_init__(self) -> None:
         if self.templates is None:
             object.__setattr__(self, "templates",
-                               template_environment(getattr(self.config, "base_dir", None)))
+                               environment_for(self.config))
 
     @classmethod
     def from_config(cls, config: Any, secret: bytes, account_id: str, *,
@@ -132,7 +132,7 @@ class Outgoing:
         if len(secret) < 16:
             raise ValueError("secret: at least 16 bytes are required")
         return cls(config=config, secret=secret, account_id=account_id, now=now or _utcnow,
-                   templates=template_environment(config.base_dir))
+                   templates=environment_for(config))
 
     @property
     def account(self) -> Any:

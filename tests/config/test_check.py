@@ -125,3 +125,79 @@ def test_default_output_is_stdout(here, capsys):
     (here / "postroom.toml").write_text("")
     assert check_config("postroom.toml", environ={}) == 0
     assert capsys.readouterr().out.startswith("OK: postroom.toml (0 accounts")
+
+
+# -- issue 9: what only shows one message at a time -----------------------------------
+
+
+def account_with(tmp_path, extra: str) -> Path:
+    from tests.e2e.conftest import write_config
+
+    config = write_config(tmp_path, http=False)
+    config.write_text(config.read_text().replace('maildir = "Maildir"\n',
+                                                 f'maildir = "Maildir"\n{extra}\n'))
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    return config
+
+
+@pytest.mark.parametrize(("source", "line", "reason"), [
+    ("<p>Hello</p>\n<p>{{ 1/0 }}</p>\n", 2, "ZeroDivisionError: division by zero"),
+    ('<p>\n\n{{ "a" * 10**8 }}</p>', 3, "BudgetExceeded: a repetition would be"),
+    ("{% for i in range(10**9) %}x{% endfor %}", 1, "BudgetExceeded"),
+    ("<p>{{ recipient_name }</p>\n", 1, "unexpected '}'"),
+    ("<p>\n{% for x in y %}\n", 2, "Unexpected end of template"),
+])
+def test_a_broken_template_is_named_with_its_line(tmp_path, source, line, reason):
+    config = account_with(tmp_path, 'template = "broken"')
+    (tmp_path / "templates" / "broken.html").write_text(source)
+    code, lines = run(config)
+    assert code == 1
+    (problem,) = lines
+    assert problem.startswith(f"templates/broken.html: line {line}: ")
+    assert reason in problem
+
+
+def test_templates_that_need_store_data_or_are_fine_pass(tmp_path):
+    config = account_with(tmp_path, 'template = "branded"')
+    (tmp_path / "templates" / "branded.html").write_text(
+        "<p>{{ recipient_name }} {{ helpdesk.helpdesknumber + 1 }}</p>{{ conversation_messages }}")
+    code, lines = run(config)
+    assert code == 0 and lines[0].startswith("OK: ")
+
+
+def test_a_missing_template_and_broken_automatic_reply_texts(tmp_path):
+    config = account_with(tmp_path, 'template = "nothere"\n[accounts.auto_reply]\n'
+                                    'enabled = true\nsubject = "Case {{ 1/0 }}"\n'
+                                    'body = "Hello\\n{{ recipient_name"')
+    code, lines = run(config)
+    assert code == 1
+    assert lines[0].startswith('postroom.toml: accounts[0].template: no template '
+                               '"nothere.html"')
+    assert lines[1] == ("postroom.toml: accounts[0].auto_reply.subject: line 1: fails when "
+                        "rendered with sample data: ZeroDivisionError: division by zero")
+    assert lines[2].startswith("postroom.toml: accounts[0].auto_reply.body: line 2: ")
+
+
+def test_limetype_and_property_names_the_store_refuses_are_named(tmp_path):
+    import json
+
+    config = account_with(tmp_path, "")
+    runtime = json.loads((tmp_path / "runtime.json").read_text())
+    runtime["conversation"] = {"limetype": "conversation; DROP TABLE x",
+                               "propertySubject": "sub-ject"}
+    runtime["conversationParents"][0]["properties"] = [
+        {"property": "sub ject", "messageProperty": "subject"},
+        {"property": "company", "searchPath": "person.company"}]
+    (tmp_path / "runtime.json").write_text(json.dumps(runtime))
+    code, lines = run(config)
+    assert code == 1
+    assert lines == [
+        'runtime.json: conversationParents[0].properties[0].property: "sub ject" is not a '
+        "name the store accepts: letters, digits and _ only ([A-Za-z0-9_]+)",
+        'runtime.json: conversation.limetype: "conversation; DROP TABLE x" is not a name '
+        "the store accepts: letters, digits and _ only ([A-Za-z0-9_]+)",
+        'runtime.json: conversation.propertySubject: "sub-ject" is not a name the store '
+        "accepts: letters, digits and _ only ([A-Za-z0-9_]+)",
+    ]
+    code, lines = run(tmp_path / "runtime.json")
+    assert code == 1 and len(lines) == 3 and lines[0].startswith(str(tmp_path))

@@ -8,7 +8,8 @@ import daemon.config
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION_MODULES = ("accounts", "check", "connections", "daemon", "fields", "http_listener",
-                   "load", "problems", "runtime", "secret_values", "secretkey", "units")
+                   "load", "problems", "runtime", "secret_values", "secretkey", "templates",
+                   "units")
 
 #: Older modules and packages that still carry a standard-library module's name; a new one
 #: must not join them.
