@@ -123,7 +123,7 @@ def test_issue_9_deliver_exits_75_when_the_store_directory_cannot_be_made(
     config.write_text(config.read_text().replace(
         'store = "sqlite:///postroom.db"', 'store = "sqlite:///not-a-dir/db/postroom.db"'))
     assert deliver(monkeypatch, config, make_message(1)) == EX_TEMPFAIL
-    assert "temporary failure: NotADirectoryError" in capsys.readouterr().err
+    assert "temporary failure: StoreBusyError: sqlite: cannot create" in capsys.readouterr().err
 
 
 def test_check_config_exit_codes(tmp_path, capsys):

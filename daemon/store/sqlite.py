@@ -60,6 +60,9 @@ _MIN_SQLITE = (3, 24, 0)  # INSERT ... ON CONFLICT
 _BUSY_CODES = frozenset({
     sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
     sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOMEM,
+    # A read-only file or one that cannot be opened (a missing or read-only directory) is
+    # the operator's to fix; the message is fine and must be retried later, not failed.
+    sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN,
 })
 _UNIQUE_CODES = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY})
 
@@ -67,7 +70,8 @@ _UNIQUE_CODES = frozenset({sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONS
 def translate(exc: sqlite3.Error) -> PostroomError:
     """The postroom error for a ``sqlite3`` error (the caller raises it ``from exc``).
 
-    * locked/busy, disk full, I/O error, out of memory -> :class:`StoreBusyError`;
+    * locked/busy, disk full, I/O error, out of memory, read-only or unopenable file ->
+      :class:`StoreBusyError` (try again later; the message is not at fault);
     * a UNIQUE or PRIMARY KEY constraint -> :class:`UniqueViolation`;
     * anything else (schema mismatch, misuse, corruption) -> :class:`StoreError`.
 
@@ -214,7 +218,10 @@ def _connect(path: str, busy_timeout_ms: int, now: Callable[[], str]) -> sqlite3
         raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old: postroom needs "
                          f"{'.'.join(map(str, _MIN_SQLITE))} or newer (ON CONFLICT)")
     if path != ":memory:":
-        _create_private_file(path)
+        try:
+            _create_private_file(path)
+        except OSError as exc:  # e.g. a read-only or unwritable parent directory
+            raise StoreBusyError(f"sqlite: cannot create {path}: {exc.strerror}") from exc
     with map_errors():
         conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None,
                                check_same_thread=False, cached_statements=512)
