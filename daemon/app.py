@@ -201,6 +201,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
             if handle_signals:
                 root.start_soon(_watch_signals, stop)
             root.start_soon(sdnotify.watchdog)
+            root.start_soon(sdnotify.report_status, daemon.status)
             async with trio.open_nursery() as workers:
                 await workers.start(processor.run)
                 await workers.start(outbox.run)

@@ -11,6 +11,11 @@
     postroom send CONVERSATION --coworker ID (--html FILE | --text TEXT) [--attach FILE]...
     postroom inspect FILE.eml... [--json] [--config FILE]
     postroom events [--after ID] [--follow] --config FILE
+    postroom init DIR                            a starter postroom.toml, runtime JSON, key
+    postroom backup FILE [--config FILE]         online copy of the SQLite store, checked
+    postroom backup --check FILE                 check an existing backup
+    postroom files [NAME]                        where the shipped example/service files are
+    postroom --version
 
 ``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
 
@@ -51,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="postroom", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"postroom {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     def command(name: str, func: Any, help: str, config: bool = True) -> Any:
@@ -94,7 +100,28 @@ def _parser() -> argparse.ArgumentParser:
                                      "nothing")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    p = command("init", _init, "write a starter postroom.toml, runtime JSON and secret key "
+                               "into DIR", config=False)
+    p.add_argument("dir", type=Path)
+    p = command("backup", _backup, "copy the SQLite store while it runs, then check the copy")
+    p.add_argument("file", type=Path)
+    p.add_argument("--check", action="store_true",
+                   help="only check an existing backup FILE (no --config needed)")
+    p = command("files", _files, "print where the shipped example and service files are",
+                config=False)
+    p.add_argument("name", nargs="?", help="print only this file's path")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("postroom")
+    except PackageNotFoundError:
+        from daemon import __version__
+
+        return __version__
 
 
 def _default_config() -> Path:
@@ -305,6 +332,56 @@ def _inspect(args: argparse.Namespace) -> int:
 
     config = _load(args.config) if args.config.exists() else None
     return inspect_files(args.files, config=config, as_json=args.json)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from daemon.starter import StarterExists, write_starter
+
+    try:
+        written = write_starter(args.dir)
+    except StarterExists as exc:
+        print(f"postroom init: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: postroom check-config {written[0]}")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from daemon.backup import backup_sqlite, check_backup
+    from daemon.errors import StoreError
+
+    try:
+        if args.check:
+            report = check_backup(args.file)
+        else:
+            database = _load(args.config).daemon.sqlite_path
+            if database is None:
+                print("postroom backup: the store is not a SQLite file; back up PostgreSQL "
+                      "with pg_dump (docs/operations.md)", file=sys.stderr)
+                return 2
+            report = backup_sqlite(database, args.file)
+    except (StoreError, OSError) as exc:
+        print(f"postroom backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"OK: {report.path} ({report.summary()})")
+    return 0
+
+
+def _files(args: argparse.Namespace) -> int:
+    from daemon.shipped import SHIPPED, shipped_file
+
+    if args.name is not None:
+        if args.name not in SHIPPED:
+            print(f"postroom files: no shipped file {args.name!r}; one of: "
+                  + ", ".join(SHIPPED), file=sys.stderr)
+            return 1
+        print(shipped_file(args.name))
+        return 0
+    for name, what in SHIPPED.items():
+        print(f"{shipped_file(name)}\t{what}")
+    return 0
 
 
 # -- talking to the running daemon ----------------------------------------------------

@@ -12,6 +12,7 @@ The processor chain, in order (each does one job)::
     -> redact_secrets -> JSON: dict_tracebacks -> redact_rendered_exception -> renderer
                       -> console: escape_control_characters -> renderer (its exception
                          formatter scrubs and escapes the traceback text it writes)
+    [-> add_syslog_priority, when stderr is the journal]
 
 ``redact_secrets`` must run before the renderer and after everything that adds fields.
 An exception is only turned into text after it, so the rendered exception (its message,
@@ -37,6 +38,7 @@ __all__ = ["REDACTED", "configure_logging", "escape_control_characters",
 
 import io
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -226,6 +228,37 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+#: sd-daemon(3) priority prefixes (syslog levels) by structlog method name.
+_SYSLOG_PRIORITY = {"debug": 7, "info": 6, "msg": 6, "warning": 4, "warn": 4, "error": 3,
+                    "exception": 3, "critical": 2, "fatal": 2}
+
+
+def stream_is_journal(stream: TextIO, environ: Any = os.environ) -> bool:
+    """Whether ``stream`` is connected to journald: ``$JOURNAL_STREAM`` is its dev:inode.
+
+    systemd sets ``JOURNAL_STREAM`` for a unit whose stdout/stderr go to the journal;
+    comparing it with the stream's own device and inode tells a redirected stream (a
+    file, a pipe to another program) from the journal itself.
+    """
+    expected = environ.get("JOURNAL_STREAM")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def add_syslog_priority(_logger: Any, method: str, line: str) -> str:
+    """Prefix a rendered line with ``<N>``, its syslog priority, for journald.
+
+    Runs after the renderer (it takes and returns the line), so ``journalctl -p err``
+    filters by level; journald strips the prefix.
+    """
+    return f"<{_SYSLOG_PRIORITY.get(method, 6)}>{line}"
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", *,
                       stream: TextIO | None = None,
                       quiet_loggers: Iterable[str] = ("hypercorn.access",)) -> None:
@@ -253,6 +286,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
             structlog.dev.RichTracebackFormatter(show_locals=False, color_system=None)
             if _has_rich() else structlog.dev.plain_traceback))
         tail = [escape_control_characters]
+    priority = [add_syslog_priority] if stream_is_journal(stream) else []
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
@@ -260,10 +294,11 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *tail,
             renderer,
+            *priority,
         ],
     ))
     if fmt == "json":
-        final: list[Any] = [*tail, renderer]
+        final: list[Any] = [*tail, renderer, *priority]
         factory: Any = _DirectLoggerFactory()
     else:
         final = [structlog.stdlib.ProcessorFormatter.wrap_for_formatter]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make this checkout runnable on a fresh Debian machine: system packages (for the tests:
-# Dovecot), a virtualenv in .venv with postroom and its test dependencies. Idempotent.
+# Dovecot), a virtualenv in .venv with postroom and its locked test dependencies.
+# Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,9 +29,18 @@ python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
+# The exact versions of requirements.lock (hashes checked), then postroom itself without
+# resolving anything: two installs a week apart run the same code. After changing the
+# dependencies in pyproject.toml, refresh the lock with `bash scripts/lock.sh`.
 stamp=.venv/.postroom-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e '.[test]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
+    .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
+    .venv/bin/python -m pip install -q --no-deps -e .
+    if ! .venv/bin/python -m pip check >/dev/null; then
+        .venv/bin/python -m pip check >&2 || true
+        echo "setup: requirements.lock does not satisfy pyproject.toml;" \
+             "run: bash scripts/lock.sh" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 __all__ = ["DaemonSettings"]
 
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from daemon.config.fields import (
     Id,
@@ -73,6 +74,21 @@ class DaemonSettings(_TomlModel):
     def message_id_domain(self) -> str:
         """``mail_domain``, or the host of ``public_base_url`` when it is not set."""
         return self.mail_domain or urlsplit(self.public_base_url).hostname or "localhost"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _store_in_state_directory(cls, data: Any, info: ValidationInfo) -> Any:
+        """No ``store`` under systemd's ``StateDirectory=``: ``$STATE_DIRECTORY/postroom.db``.
+
+        systemd sets ``STATE_DIRECTORY`` (colon-separated when the unit names several; the
+        first is ours) and makes it writable despite ``ProtectSystem=strict``.
+        """
+        if not isinstance(data, dict) or "store" in data:
+            return data
+        state = (info.context or {}).get("environ", os.environ).get("STATE_DIRECTORY")
+        if not state:
+            return data
+        return {**data, "store": f"sqlite:///{Path(state.split(':')[0]) / 'postroom.db'}"}
 
     @field_validator("store")
     @classmethod

@@ -9,6 +9,9 @@ indirections, and :func:`resolve_secret` follows it once, at load time:
 ``X_file = "path"``
     the content of a file, one trailing newline stripped (what systemd ``LoadCredential=``
     and Docker/Kubernetes secrets give you). A relative path is relative to the TOML file.
+    A path starting ``%d/`` is in systemd's credentials directory, as in a unit file:
+    ``password_file = "%d/support"`` reads ``$CREDENTIALS_DIRECTORY/support``, which
+    ``LoadCredential=support:/etc/postroom/credentials/support`` fills.
 
 The trade-off: a literal ``password = "..."`` would be simpler, but config files get
 committed, pasted into tickets and printed by ``check-config``; an environment variable or
@@ -122,8 +125,23 @@ def resolve_secret(env: str | None, file: str | None, *, environ: Mapping[str, s
     if env is not None:
         return _from_environ(env, environ)
     if file is not None:
-        return _from_file(base_dir / file)
+        return _from_file(base_dir / _in_credentials_directory(file, environ))
     return None
+
+
+#: ``X_file = "%d/name"``: ``name`` in ``$CREDENTIALS_DIRECTORY`` (systemd's specifier).
+CREDENTIALS_PREFIX = "%d/"
+
+
+def _in_credentials_directory(file: str, environ: Mapping[str, str]) -> str:
+    """``file`` with a leading ``%d/`` replaced by ``$CREDENTIALS_DIRECTORY``."""
+    if not file.startswith(CREDENTIALS_PREFIX):
+        return file
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise SecretError("file", f'"{file}": $CREDENTIALS_DIRECTORY is not set (systemd '
+                          "sets it for a unit with LoadCredential=)")
+    return str(Path(directory) / file.removeprefix(CREDENTIALS_PREFIX))
 
 
 def _from_environ(name: str, environ: Mapping[str, str]) -> Secret:

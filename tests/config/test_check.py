@@ -12,9 +12,10 @@ FIXTURES = ROOT / "tests" / "data" / "config"
 PASSWORD = "imap-password-VISIBLE-ONLY-IN-TESTS"
 FIXTURE_ENV = {"TEST_SECRET_KEY": "k" * 40, "TEST_API_TOKEN": "token",
                "TEST_ENTRA_SECRET": "entra", "TEST_SUPPORT_PASSWORD": PASSWORD}
-EXAMPLE_ENV = {"POSTROOM_SECRET_KEY": "k" * 40, "POSTROOM_API_TOKEN": "token",
-               "POSTROOM_ENTRA_SECRET": "entra", "POSTROOM_GOOGLE_SECRET": "google",
-               "POSTROOM_SUPPORT_PASSWORD": PASSWORD}
+#: The example's secrets, as the shipped unit's LoadCredential= lines name them.
+EXAMPLE_CREDENTIALS = {"secret-key": "k" * 40, "api-token": "token",
+                       "entra-secret": "entra", "google-secret": "google",
+                       "support-password": PASSWORD}
 
 
 def run(path, environ=None) -> tuple[int, list[str]]:
@@ -38,8 +39,11 @@ def test_valid_toml(here):
         "messageId, subject)"])
 
 
-def test_the_example_toml_passes_with_its_variables_set(here):
-    code, lines = run(ROOT / "config" / "postroom.example.toml", EXAMPLE_ENV)
+def test_the_example_toml_passes_with_its_credentials(here):
+    for name, value in EXAMPLE_CREDENTIALS.items():
+        (here / name).write_text(value + "\n")
+    code, lines = run(ROOT / "config" / "postroom.example.toml",
+                      {"CREDENTIALS_DIRECTORY": str(here)})
     assert code == 0
     assert lines[0].startswith("OK: ")
     assert lines[0].endswith("postroom.example.toml (4 accounts, 2 oauth apps, 1 imap "
@@ -50,18 +54,16 @@ def test_the_example_toml_passes_with_its_variables_set(here):
         f'named "<account_id>" in {ROOT / "config" / "postroom.example.toml"}']
 
 
-def test_the_example_toml_fails_without_its_variables(here):
+def test_the_example_toml_fails_without_its_credentials(here):
     code, lines = run(ROOT / "config" / "postroom.example.toml", {})
     assert code == 1
+    unset = "$CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with LoadCredential=)"
     assert [line.split(": ", 1)[1] for line in lines] == [
-        'daemon.secret_key_env: environment variable "POSTROOM_SECRET_KEY" is not set',
-        'http.api_token_env: environment variable "POSTROOM_API_TOKEN" is not set',
-        'oauth_apps[0].client_secret_env: environment variable "POSTROOM_ENTRA_SECRET" is '
-        "not set",
-        'oauth_apps[1].client_secret_env: environment variable "POSTROOM_GOOGLE_SECRET" is '
-        "not set",
-        'accounts[0].password_env: environment variable "POSTROOM_SUPPORT_PASSWORD" is not '
-        "set",
+        f'daemon.secret_key_file: "%d/secret-key": {unset}',
+        f'http.api_token_file: "%d/api-token": {unset}',
+        f'oauth_apps[0].client_secret_file: "%d/entra-secret": {unset}',
+        f'oauth_apps[1].client_secret_file: "%d/google-secret": {unset}',
+        f'accounts[0].password_file: "%d/support-password": {unset}',
     ]
 
 
