@@ -153,7 +153,7 @@ def _envelope(first: dict[str, str], headers: dict[str, tuple[str, ...]],
     for attribute, header, parse in steps:
         try:
             fields[attribute] = parse()
-        except Exception:  # noqa: BLE001 - the field is dropped, the message survives
+        except Exception:  # the field is dropped, the message survives
             defects.append(f"bad-header:{header}")
     return fields
 
@@ -178,7 +178,7 @@ def _fallback(raw: bytes, exc: Exception) -> ParsedMessage:
             first.setdefault(name, value)
         envelope.update(_envelope(first, {"subject": (decode_encoded_words(
             first.get("subject", "")),)}, defects))
-    except Exception:  # noqa: BLE001 - the raw text below is all there is
+    except Exception:  # the raw text below is all there is
         pass
     return ParsedMessage(
         **envelope,  # type: ignore[arg-type]
