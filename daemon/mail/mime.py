@@ -310,7 +310,7 @@ def _split_multipart(part: MimePart, data: bytes, offset: int, end: int, depth: 
         part.content_type, part.body = "text/plain", data[offset:end]
         return
     delimiters = _find_delimiters(data, b"--" + boundary.encode("utf-8", "replace"),
-                                  offset, end)
+                                  offset, end, limit=max(budget[0], 0) + 1)
     if not delimiters:
         part.defects.append("boundary-not-found")
         part.content_type, part.body = "text/plain", data[offset:end]
@@ -331,15 +331,16 @@ def _split_multipart(part: MimePart, data: bytes, offset: int, end: int, depth: 
         part.defects.append("multipart-not-closed")
 
 
-def _find_delimiters(data: bytes, marker: bytes, offset: int, size: int
-                     ) -> list[tuple[int, int, bool]]:
+def _find_delimiters(data: bytes, marker: bytes, offset: int, size: int, *,
+                     limit: int = MAX_PARTS + 1) -> list[tuple[int, int, bool]]:
     """Find delimiter lines (RFC 2046 §5.1.1) in ``data[offset:size]`` with :meth:`bytes.find`.
 
     Returns:
         ``(start, after, close)`` per delimiter, as indexes into ``data``: ``start``
         includes the line break before it (which belongs to the delimiter), ``after`` is
         where the next part begins (past the line break that ends the delimiter line),
-        ``close`` marks ``--b--``.
+        ``close`` marks ``--b--``. Stops after ``limit`` + 1 delimiters (the parts
+        budget, so a flood of delimiters costs no memory past it).
     """
     found: list[tuple[int, int, bool]] = []
     pos = data.find(marker, offset, size)
@@ -356,7 +357,7 @@ def _find_delimiters(data: bytes, marker: bytes, offset: int, size: int
                     start -= 1
                 after = end + (2 if data.startswith(b"\r\n", end, size) else 1)
                 found.append((start, min(after, size), close))
-                if close:
+                if close or len(found) > limit:
                     break
         pos = data.find(marker, pos + len(marker), size)
     return found
