@@ -122,9 +122,9 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     if msg.header("x-ms-exchange-message-is-ndr") is not None:
         rules.append("bounce.exchange-ndr")
     system = from_mail_system(msg)
-    if system and _TEXT_BOUNCE.search(msg.text[:MAX_BOUNCE_TEXT]):
+    if system and _search_in_slices(_TEXT_BOUNCE, msg.text[:MAX_BOUNCE_TEXT]):
         rules.append("bounce.text")
-    if system and _SUBJECT_BOUNCE.search(msg.subject):
+    if system and _SUBJECT_BOUNCE.search(msg.subject[:1000]):
         rules.append("bounce.subject")
     if not rules:
         return None
@@ -136,6 +136,25 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     if not recipients:
         recipients = _text_recipients(msg, failed_header, original)
     return BounceReport(tuple(recipients), tuple(rules))
+
+
+#: Characters one search of a slow pattern covers; slices overlap by :data:`_OVERLAP`.
+_SLICE = 16 * 1024
+_OVERLAP = 1024
+
+
+def _search_in_slices(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern.search(text)`` in overlapping slices, for a slow alternation.
+
+    One C-level regex call holds the GIL throughout: the bounce wording alternation
+    costs ~1 us a character, so 256 KB in one call would stall the event loop for a
+    quarter of a second even from a worker thread. Matches up to :data:`_OVERLAP`
+    characters long are found across slice edges.
+    """
+    for start in range(0, max(len(text), 1), _SLICE):
+        if pattern.search(text, start, start + _SLICE + _OVERLAP):
+            return True
+    return False
 
 
 # -- RFC 3464 ------------------------------------------------------------------------------
