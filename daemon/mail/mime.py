@@ -19,6 +19,10 @@ Tolerances, matching what real mail needs (and what :mod:`email` tolerates):
   one ``text/plain`` part (the text stays readable); a missing close delimiter ends the
   multipart at the end of its body. Nesting deeper than :data:`MAX_DEPTH` is kept as an
   opaque part.
+* Hostile input costs linear time and bounded memory: header blocks are scanned in
+  :data:`SCAN_CHUNK` slices with possessive patterns, nested parts are read through
+  offsets (no copies), and :data:`MAX_PARTS`, :data:`MAX_HEADERS` and
+  :data:`MAX_HEADER_VALUE` bound what is split out (each recorded as a defect).
 * Parameters follow RFC 2045 with RFC 2231 continuations and charsets
   (``filename*0*=utf-8''...``), and tolerate unquoted values with spaces.
 """

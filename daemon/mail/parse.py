@@ -11,9 +11,12 @@ Defects, by source:
 * headers: ``duplicate-header:<name>``, ``missing-header:from``,
   ``missing-header:message-id``, ``bad-message-id``, ``bad-address:<field>``,
   ``multiple-from``, ``bad-date``, ``8bit-header``, ``mbox-from-line``,
-  ``missing-header-separator``, ``leading-continuation-line``;
+  ``missing-header-separator``, ``leading-continuation-line``, ``too-many-headers``,
+  ``header-truncated:<name>``, ``bad-header:<name>`` (that field could not be parsed at
+  all and is left empty; the other fields are unaffected);
 * structure: ``invalid-content-type``, ``multipart-without-boundary``,
-  ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``;
+  ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``,
+  ``too-many-parts``;
 * content: ``charset:<declared>-><used>``, ``base64-repaired``,
   ``unknown-transfer-encoding``, ``uuencode-repaired``, ``uuencode-without-begin``,
   ``tnef-unreadable``;
