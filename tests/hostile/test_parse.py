@@ -131,3 +131,40 @@ def test_references_keep_the_root_and_the_nearest_ancestors() -> None:
 def test_unknown_charsets_read_as_raw_header_bytes() -> None:
     parsed = parse_message(by_name("encoded-words-unknown-charsets", 0.01).raw)
     assert parsed.headers["x-words"][0].startswith("café x café")
+
+
+def test_an_internal_error_still_keeps_the_envelope(monkeypatch) -> None:
+    from daemon.mail import parse
+
+    def explode(self, part, depth):
+        raise RuntimeError("parser bug")
+
+    monkeypatch.setattr(parse._Body, "walk", explode)
+    parsed = parse_message(by_name("deep-comment-cc").raw)
+    assert parsed.defects[0] == "internal-error:RuntimeError"
+    assert parsed.from_.email == "alice@customers.example"
+    assert (parsed.subject, parsed.message_id) == ("hostile", "hostile@customers.example")
+
+
+def test_one_field_that_fails_leaves_the_others(monkeypatch) -> None:
+    from daemon.mail import parse
+
+    def explode(value):
+        raise RecursionError("too deep")
+
+    monkeypatch.setattr(parse, "_ids", explode)
+    parsed = parse_message(by_name("cc-1000").raw)
+    assert "bad-header:message-id" in parsed.defects
+    assert parsed.message_id is None
+    assert parsed.from_.email == "alice@customers.example" and len(parsed.cc) == 1000
+
+
+def test_cheap_messages_stay_inline_and_costly_ones_go_to_a_thread() -> None:
+    from daemon.actors.processor import parse_inline
+    from tests.e2e.conftest import make_message
+
+    assert parse_inline(make_message(1))
+    assert parse_inline(make_message(1) + b"x" * 60_000)
+    assert not parse_inline(make_message(1) + b"x" * 200_000)
+    assert not parse_inline(by_name("encoded-words-unknown-charsets", 0.05).raw)
+    assert not parse_inline(by_name("same-name-attachments", 0.1).raw)
