@@ -156,8 +156,31 @@ def split_headers(data: bytes, start: int = 0, end: int | None = None
         defects.append("leading-continuation-line")
     if not _is_ascii(data, start, block_end):
         defects.append("8bit-header")
-    headers = _fields(data, start, block_end, defects)
+    headers = _small_block(data, start, block_end)
+    if headers is None:
+        headers = _fields(data, start, block_end, defects)
     return headers, body, defects
+
+
+# The fast path for an ordinary header block: one C-level findall. Possessive, so it
+# keeps no backtracking stack; only used on blocks below SCAN_CHUNK.
+_HEADER_LINE = re.compile(rb"^([!-9;-~]{1,200}+)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)",
+                          re.M)
+
+
+def _small_block(data: bytes, start: int, end: int) -> list[tuple[str, str]] | None:
+    """The fields of a small block in one regex call, or None to take the general path."""
+    if end - start > SCAN_CHUNK:
+        return None
+    found = _HEADER_LINE.findall(data, start, end)
+    if len(found) > MAX_HEADERS:
+        return None
+    return [
+        (name.decode("ascii").lower(),
+         _header_text((value.replace(b"\r\n", b"").replace(b"\n", b"")
+                       if b"\n" in value else value).strip()))
+        for name, value in found
+    ]
 
 
 def _is_ascii(data: bytes, start: int, end: int) -> bool:
