@@ -215,14 +215,21 @@ def _objects(args: argparse.Namespace) -> int:
 
 
 def _deliver(args: argparse.Namespace) -> int:
-    raw = sys.stdin.buffer.read()
     try:
         config = _load(args.config)
     except SystemExit:
         return EX_TEMPFAIL
-    if args.account not in {a.id for a in config.accounts}:
+    accounts = {a.id: a for a in config.accounts}
+    if args.account not in accounts:
         print(f"postroom deliver: no account named {args.account!r}", file=sys.stderr)
         return EX_TEMPFAIL
+    limit = accounts[args.account].max_message_bytes
+    raw = sys.stdin.buffer.read(limit + 1)
+    if len(raw) > limit:
+        size = len(raw) + _drain(sys.stdin.buffer)  # read to the end so the MTA sees us exit
+        print(f"postroom deliver: message of {size} bytes exceeds max_message_bytes "
+              f"({limit}); not stored", file=sys.stderr)
+        return 1
     try:
         outcome = trio.run(_deliver_one, config, args.account, raw)
     except Exception as exc:  # nothing was stored: never make the MTA bounce the mail
@@ -234,6 +241,14 @@ def _deliver(args: argparse.Namespace) -> int:
               f"{outcome.source_key})", file=sys.stderr)
         return 1
     return 0
+
+
+def _drain(stream: Any) -> int:
+    """Read ``stream`` to its end in 1 MiB pieces, keeping nothing; the bytes read."""
+    total = 0
+    while chunk := stream.read(1 << 20):
+        total += len(chunk)
+    return total
 
 
 async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:

@@ -13,6 +13,11 @@ committed outcomes. Then, and only then, each file moves:
 * imported / duplicate / discarded: the file moves to ``cur/`` with the ``S`` (seen) flag;
 * failed: the file moves to the Maildir++ folder ``.<failure_folder>`` (default
   ``.postroom-failed``), raw bytes and error already in the store.
+* larger than ``max_message_bytes``: never read. It is submitted as a
+  :class:`RawMessage` with empty ``raw`` and ``too_large`` set (as IMAP does for a
+  message it does not download), so the processor records the error
+  (``raw_messages`` + ``conversationmessageerror``), and the file moves to the failure
+  folder; ``maildir.message.too_large`` is logged.
 
 A crash between commit and move leaves the file in ``new/``; next time its source key is
 found in the store and it is moved without importing twice.
@@ -107,27 +112,45 @@ async def run_maildir_account(account: Any, *, submit: SubmitMany, handle: Accou
             await handle.wakeups.receive()
 
 
-def _read(root: Path, names: list[str]) -> list[tuple[str, bytes]]:
-    """``(name, bytes)`` of each file still in ``new/`` (another process may take one)."""
-    found = []
+def _read(root: Path, names: list[str], limit: int) -> list[tuple[str, bytes, int | None]]:
+    """``(name, bytes, too_large)`` of each file still in ``new/``.
+
+    A file larger than ``limit`` bytes is not read: its bytes are empty and
+    ``too_large`` is its size. Another process may take a file meanwhile; it is skipped.
+    """
+    found: list[tuple[str, bytes, int | None]] = []
     for name in names:
+        path = root / "new" / name
         try:
-            found.append((name, (root / "new" / name).read_bytes()))
+            size = path.stat().st_size
+            raw = b"" if size > limit else _read_at_most(path, limit + 1)
         except FileNotFoundError:
             continue
+        if len(raw) > limit:  # it grew after the stat: still never read past the limit
+            size, raw = max(size, len(raw)), b""
+        found.append((name, raw, size if size > limit else None))
     return found
+
+
+def _read_at_most(path: Path, count: int) -> bytes:
+    with path.open("rb") as file:
+        return file.read(count)
 
 
 async def _import_batch(account: Any, root: Path, names: list[str], submit: SubmitMany,
                         handle: AccountHandle) -> None:
-    files = await trio.to_thread.run_sync(_read, root, names)
+    files = await trio.to_thread.run_sync(_read, root, names, account.max_message_bytes)
     if not files:
         return
-    messages = [RawMessage(account=account.id, raw=raw, folder="new",
+    for name, _, too_large in files:
+        if too_large is not None:
+            log.warning("maildir.message.too_large", file=name, size=too_large,
+                        limit=account.max_message_bytes)
+    messages = [RawMessage(account=account.id, raw=raw, folder="new", too_large=too_large,
                            source_key=source_key("maildir", account.id, _base_name(name)))
-                for name, raw in files]
+                for name, raw, too_large in files]
     outcomes = await submit(messages)
-    done = [(name, outcome) for (name, _), outcome in zip(files, outcomes, strict=True)]
+    done = [(name, outcome) for (name, _, _), outcome in zip(files, outcomes, strict=True)]
     await trio.to_thread.run_sync(_acknowledge_all, root, done, account.failure_folder)
     for _, outcome in done:
         handle.status.count(outcome)

@@ -25,7 +25,8 @@ busy timeout again.
 Pipeline per message (each step a function; hooks at each decision)::
 
     too large? -> record failure
-    parse (worker thread) -> classify -> postroom_classify -> postroom_allow_sender
+    parse -> classify (both in a worker thread unless the message is cheap, see
+    :func:`parse_inline`) -> postroom_classify -> postroom_allow_sender
     -> store.run(import_message)   # identify, map, followers, files, raw, checkpoint
     -> reply -> postroom_message_imported (in the background, under a timeout)
 
@@ -60,6 +61,7 @@ from daemon.crm.importer import (
     record_failure,
 )
 from daemon.errors import TransientError, store_is_full
+from daemon.limiters import shared_limiter
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
@@ -71,8 +73,16 @@ from daemon.store.asyncstore import AsyncStore
 log = structlog.get_logger("postroom.processor")
 
 INBOX_SIZE = 64
-#: Messages larger than this are parsed in a worker thread, so the event loop stays free.
-PARSE_IN_THREAD_ABOVE = 256 * 1024
+#: Messages up to this size are parsed and classified in the Trio thread: a worker
+#: thread hop costs more than their parse (well under 5 ms, whatever they contain).
+INLINE_BYTES = 16 * 1024
+#: Messages above this size always go to a worker thread.
+PARSE_IN_THREAD_ABOVE = 128 * 1024
+#: Between the two, the estimated cost (bytes, plus a weight per encoded word, MIME
+#: delimiter and ``@``, the things that cost per occurrence) decides.
+INLINE_COST = 64 * 1024
+#: Worker threads parsing at once, shared by the processor and ``postroom deliver``.
+parse_limiter = shared_limiter("postroom.parse", 2)
 LOOP_HEADER = "X-Postroom-Loop"
 
 _Result = list[Outcome] | BaseException
@@ -164,7 +174,7 @@ class Processor:
         if raw.too_large is not None:
             limit = self._accounts[raw.account].max_message_bytes
             return await self._fail(raw, f"message of {raw.too_large} bytes exceeds "
-                                         f"max_message_bytes ({limit}); not downloaded")
+                                         f"max_message_bytes ({limit}); not read")
         try:
             job = await self._prepare(raw)
             [result], queued = await self.store.run(_import_all, self.ctx, [job])
@@ -221,9 +231,18 @@ class Processor:
         return outcomes
 
     async def _prepare(self, raw: RawMessage) -> ImportJob:
-        """Parse and classify; everything before the store."""
-        parsed = await self._parse(raw.raw)
-        classification = self.classify(parsed, raw.account)
+        """Parse and classify; everything before the store.
+
+        The CPU work (parsing and the built-in rules) runs in a worker thread unless the
+        message is cheap, so no message holds the event loop (``/livez``, the watchdog)
+        for long; the plugin hooks then run here, in the Trio thread.
+        """
+        if parse_inline(raw.raw):
+            parsed, verdict = self._parse_and_classify(raw.raw)
+        else:
+            parsed, verdict = await trio.to_thread.run_sync(
+                self._parse_and_classify, raw.raw, limiter=parse_limiter())
+        classification = self._plugin_classify(parsed, verdict, raw.account)
         return ImportJob(raw, parsed, classification,
                          self._may_create_parent(parsed, classification, raw.account))
 
@@ -243,9 +262,21 @@ class Processor:
 
     def classify(self, parsed: ParsedMessage, account: str) -> Classification:
         """The built-in classification, then the ``postroom_classify`` hook."""
-        verdict = classify(parsed, own_addresses=self.own_addresses,
-                           loop_token=self._installation,
-                           verify_message_id=self._is_ours)
+        return self._plugin_classify(parsed, self._builtin_classify(parsed), account)
+
+    def _builtin_classify(self, parsed: ParsedMessage) -> Classification:
+        """The built-in rules only; thread-safe (reads nothing that changes)."""
+        return classify(parsed, own_addresses=self.own_addresses,
+                        loop_token=self._installation, verify_message_id=self._is_ours)
+
+    def _parse_and_classify(self, raw: bytes) -> tuple[ParsedMessage, Classification]:
+        """Parse, then the built-in rules: the part of :meth:`_prepare` a thread may run."""
+        parsed = parse_message(raw)
+        return parsed, self._builtin_classify(parsed)
+
+    def _plugin_classify(self, parsed: ParsedMessage, verdict: Classification,
+                         account: str) -> Classification:
+        """The ``postroom_classify`` hook's override of ``verdict``, if it gives one."""
         override = call_hook(self.pm, "postroom_classify", message=parsed,
                              classification=verdict, account=self._accounts.get(account))
         return override if isinstance(override, Classification) else verdict
@@ -259,11 +290,6 @@ class Processor:
         if allowed is None:
             return bool(self.config.runtime.allow_automatic_emails)
         return bool(allowed)
-
-    async def _parse(self, raw: bytes) -> ParsedMessage:
-        if len(raw) > PARSE_IN_THREAD_ABOVE:
-            return await trio.to_thread.run_sync(parse_message, raw)
-        return parse_message(raw)
 
     async def _fail(self, raw: RawMessage, error: str) -> Outcome:
         return await self.store.run(record_failure, self.ctx, raw, error)
@@ -289,6 +315,22 @@ class Processor:
     def _follower_of_token(self, message_id: str) -> int | None:
         token = self._token(message_id)
         return token.message_follower_id if token is not None else None
+
+
+def parse_inline(raw: bytes) -> bool:
+    """True when parsing and classifying ``raw`` is cheap enough for the event loop.
+
+    Size alone does not say it: a 60 KB message of encoded words, MIME delimiters or
+    addresses costs per occurrence. Counting those is C-speed and only done in the
+    middle band (:data:`INLINE_BYTES` .. :data:`PARSE_IN_THREAD_ABOVE`).
+    """
+    size = len(raw)
+    if size <= INLINE_BYTES:
+        return True
+    if size > PARSE_IN_THREAD_ABOVE:
+        return False
+    cost = size + 512 * raw.count(b"=?") + 256 * raw.count(b"\n--") + 64 * raw.count(b"@")
+    return cost <= INLINE_COST
 
 
 def _import_all(tx: Any, ctx: Processing, jobs: Sequence[ImportJob]

@@ -122,19 +122,39 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     if msg.header("x-ms-exchange-message-is-ndr") is not None:
         rules.append("bounce.exchange-ndr")
     system = from_mail_system(msg)
-    if system and _TEXT_BOUNCE.search(msg.text):
+    if system and _search_in_slices(_TEXT_BOUNCE, msg.text[:MAX_BOUNCE_TEXT]):
         rules.append("bounce.text")
-    if system and _SUBJECT_BOUNCE.search(msg.subject):
+    if system and _SUBJECT_BOUNCE.search(msg.subject[:1000]):
         rules.append("bounce.subject")
     if not rules:
         return None
     original = _original_message_id(msg)
     recipients: list[BounceInfo] = []
     for part in reports:
-        recipients += parse_delivery_status(part.data, original_message_id=original)
+        recipients += parse_delivery_status(part.data[:4 * MAX_BOUNCE_TEXT],
+                                            original_message_id=original)
     if not recipients:
         recipients = _text_recipients(msg, failed_header, original)
     return BounceReport(tuple(recipients), tuple(rules))
+
+
+#: Characters one search of a slow pattern covers; slices overlap by :data:`_OVERLAP`.
+_SLICE = 16 * 1024
+_OVERLAP = 1024
+
+
+def _search_in_slices(pattern: re.Pattern[str], text: str) -> bool:
+    """``pattern.search(text)`` in overlapping slices, for a slow alternation.
+
+    One C-level regex call holds the GIL throughout: the bounce wording alternation
+    costs ~1 us a character, so 256 KB in one call would stall the event loop for a
+    quarter of a second even from a worker thread. Matches up to :data:`_OVERLAP`
+    characters long are found across slice edges.
+    """
+    for start in range(0, max(len(text), 1), _SLICE):
+        if pattern.search(text, start, start + _SLICE + _OVERLAP):
+            return True
+    return False
 
 
 # -- RFC 3464 ------------------------------------------------------------------------------
@@ -223,7 +243,7 @@ def _original_message_id(msg: ParsedMessage) -> str | None:
                     found = _strip_id(value)
                     if found:
                         return found
-    quoted = _QUOTED_MESSAGE_ID.search(msg.text)
+    quoted = _QUOTED_MESSAGE_ID.search(msg.text[:MAX_BOUNCE_TEXT])
     if quoted and msg.message_id != quoted.group(1).strip("<>"):
         return quoted.group(1).strip("<>")
     return None
@@ -289,7 +309,18 @@ _AFTER_FAILURE = re.compile(
     r"|failed to these recipients or groups|couldn't be delivered to|"
     r"wasn't able to deliver your message to the following)[^\n]*\n((?:[^\n]*\n?){1,8})",
     re.I)
-_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+# An address starts only where a run of address characters starts (the lookbehind), and
+# its parts are bounded (RFC 5321 §4.5.3.1: local part 64, domain 255): a megabyte of
+# address characters without an ``@`` is one failed attempt, not one per position.
+_LOCAL_CHARS = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+_ADDRESS = re.compile(rf"(?<![{_LOCAL_CHARS}])[{_LOCAL_CHARS}]{{1,64}}+@"
+                      r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}(?<=[A-Za-z0-9]))?")
+#: Characters of X-Failed-Recipients and of the bounce text searched for recipients.
+MAX_RECIPIENT_TEXT = 64 * 1024
+#: Characters of the body text any bounce rule reads (bounce wording is at the top).
+MAX_BOUNCE_TEXT = 256 * 1024
+#: Recipients read from a text bounce at most.
+MAX_TEXT_RECIPIENTS = 100
 _SMTP_LINE = re.compile(r"\b([45]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3})\b)?[^\n]*", re.M)
 
 
@@ -300,15 +331,16 @@ def _text_recipients(msg: ParsedMessage, failed_header: str | None,
     if msg.from_:
         exclude.add(msg.from_.email)
     candidates: list[str] = []
+    text = msg.text[:MAX_RECIPIENT_TEXT]
     if failed_header:
-        candidates = _ADDRESS.findall(failed_header)
+        candidates = _ADDRESS.findall(failed_header[:MAX_RECIPIENT_TEXT])
     if not candidates:
-        candidates = _BRACKET_RECIPIENT.findall(msg.text)
+        candidates = _BRACKET_RECIPIENT.findall(text)
     if not candidates:
-        for block in _AFTER_FAILURE.findall(msg.text):
+        for block in _AFTER_FAILURE.findall(text):
             candidates += _ADDRESS.findall(block)
     emails = [c.lower().rstrip(".") for c in candidates]
-    emails = [e for e in dict.fromkeys(emails) if e not in exclude]
+    emails = [e for e in dict.fromkeys(emails) if e not in exclude][:MAX_TEXT_RECIPIENTS]
     status, diagnostic = _text_status(msg)
     action = "delayed" if (status or "").startswith("4") else "failed"
     return [BounceInfo(recipient=email, action=action, status=status, diagnostic=diagnostic,
@@ -324,14 +356,15 @@ _DELAY = re.compile(r"delayed|still being retried|could not send message for p
 
 def _text_status(msg: ParsedMessage) -> tuple[str | None, str | None]:
     """The enhanced status code and the SMTP reply line quoted in a text bounce."""
-    smtp = _SMTP_LINE.search(msg.text)
+    text = msg.text[:MAX_BOUNCE_TEXT]
+    smtp = _SMTP_LINE.search(text)
     status = smtp.group(2) if smtp and smtp.group(2) else None
     if status is None:
-        enhanced = _STATUS.search(msg.text)
+        enhanced = _STATUS.search(text)
         status = enhanced.group(1) if enhanced else None
     if status is None and smtp is not None:
         status = f"{smtp.group(1)[0]}.0.0"
-    if status is None and (_DELAY.search(msg.subject) or _DELAY.search(msg.text[:2000])):
+    if status is None and (_DELAY.search(msg.subject[:2000]) or _DELAY.search(text[:2000])):
         status = "4.0.0"
     diagnostic = " ".join(smtp.group(0).split())[:500] if smtp else None
     return status, diagnostic

@@ -101,8 +101,8 @@ def normalise_charset(label: str | None) -> str | None:
         return None
     label = label.strip().strip("\"'").split("*", 1)[0].strip().lower()
     label = _ALIASES.get(label, label)
-    if not label:
-        return None
+    if not label or _codec_key(label) not in _KNOWN_CODECS:
+        return None  # unknown: no codecs.lookup, which tries an import per new label
     try:
         name = codecs.lookup(label).name
     except (LookupError, ValueError):
@@ -110,6 +110,25 @@ def normalise_charset(label: str | None) -> str | None:
     if name in _REFUSED or not codecs.lookup(name)._is_text_encoding:
         return None
     return name
+
+
+def _known_codecs() -> frozenset[str]:
+    """Every name :func:`codecs.lookup` can resolve through the stdlib's encodings."""
+    import encodings
+    import encodings.aliases
+    import pkgutil
+
+    names = {m.name for m in pkgutil.iter_modules(encodings.__path__)}
+    names |= set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())
+    return frozenset(_codec_key(n) for n in names)
+
+
+def _codec_key(label: str) -> str:
+    """``label`` the way the encodings search function normalises it."""
+    return "_".join(filter(None, re.split(r"[^a-z0-9.]+", label.lower()))).replace(".", "_")
+
+
+_KNOWN_CODECS = _known_codecs()
 
 
 def decode_text(data: bytes, declared: str | None) -> tuple[str, str | None]:
@@ -270,8 +289,18 @@ def decode_encoded_words(value: str) -> str:
 
 
 def _flush(out: list[str], pending: bytearray, charset: str) -> None:
-    if pending:
-        out.append(decode_text(bytes(pending), charset)[0])
+    """Decode the joined words; an unusable charset reads as raw 8-bit header bytes.
+
+    No charset detection for header words: it costs ~100 us a call, and a header can
+    carry tens of thousands of words.
+    """
+    if not pending:
+        return
+    data = bytes(pending)
+    if normalise_charset(charset) is None:
+        out.append(decode_8bit(data))
+    else:
+        out.append(decode_text(data, charset)[0])
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:

@@ -162,8 +162,13 @@ def _own_message_id(msg: ParsedMessage, ctx: ClassifyContext) -> bool:
 # -- automatic ------------------------------------------------------------------------------
 
 
+#: Characters of a header value or subject the rules read: every signal they look for
+#: is near the start, and a regex over a megabyte subject would hold the GIL for seconds.
+MAX_RULE_TEXT = 1000
+
+
 def _values(msg: ParsedMessage, *names: str) -> list[str]:
-    return [v.strip().lower() for n in names for v in msg.headers.get(n, ())]
+    return [v[:MAX_RULE_TEXT].strip().lower() for n in names for v in msg.headers.get(n, ())]
 
 
 def _auto_submitted(msg: ParsedMessage, ctx: ClassifyContext) -> bool:
@@ -241,7 +246,7 @@ _OOF_SUBJECT = re.compile(
 
 
 def _oof_subject(msg: ParsedMessage, ctx: ClassifyContext) -> bool:
-    return bool(_OOF_SUBJECT.search(msg.subject))
+    return bool(_OOF_SUBJECT.search(msg.subject[:MAX_RULE_TEXT]))
 
 
 def _oof_header(msg: ParsedMessage, ctx: ClassifyContext) -> bool:

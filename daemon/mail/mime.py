@@ -19,6 +19,10 @@ Tolerances, matching what real mail needs (and what :mod:`email` tolerates):
   one ``text/plain`` part (the text stays readable); a missing close delimiter ends the
   multipart at the end of its body. Nesting deeper than :data:`MAX_DEPTH` is kept as an
   opaque part.
+* Hostile input costs linear time and bounded memory: header blocks are scanned in
+  :data:`SCAN_CHUNK` slices with possessive patterns, nested parts are read through
+  offsets (no copies), and :data:`MAX_PARTS`, :data:`MAX_HEADERS` and
+  :data:`MAX_HEADER_VALUE` bound what is split out (each recorded as a defect).
 * Parameters follow RFC 2045 with RFC 2231 continuations and charsets
   (``filename*0*=utf-8''...``), and tolerate unquoted values with spaces.
 """
@@ -26,7 +30,11 @@ Tolerances, matching what real mail needs (and what :mod:`email` tolerates):
 from __future__ import annotations
 
 __all__ = [
+    "ALWAYS_KEPT",
     "MAX_DEPTH",
+    "MAX_HEADERS",
+    "MAX_HEADER_VALUE",
+    "MAX_PARTS",
     "MimePart",
     "decode_transfer",
     "parse_params",
@@ -42,12 +50,37 @@ from urllib.parse import unquote_to_bytes
 from daemon.mail.charset import decode_8bit, decode_text
 
 MAX_DEPTH = 40
+#: Parts split out of one message at most; the rest of a multipart is left unsplit
+#: (``too-many-parts``), so thousands of tiny parts cannot cost memory out of proportion.
+MAX_PARTS = 1000
+#: Header fields kept per header block; past it only the first occurrence of each name
+#: in :data:`ALWAYS_KEPT` is kept (``too-many-headers``), so a sender is never lost.
+MAX_HEADERS = 1000
+#: Bytes of one header value kept (``header-truncated:<name>``).
+MAX_HEADER_VALUE = 2 * 1024 * 1024
+#: Header names kept past :data:`MAX_HEADERS`: what parsing, classification and the
+#: MIME structure need.
+ALWAYS_KEPT = frozenset({
+    "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to",
+    "references", "subject", "date", "return-path", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "content-id", "content-location",
+    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "x-failed-recipients",
+    "x-postroom-loop", "x-auto-response-suppress",
+})
+#: Header bytes one regular-expression call scans at most: a huge header block is
+#: walked in slices, so no single C call holds the GIL (and the event loop) for long.
+SCAN_CHUNK = 128 * 1024
 
 # One header line (name, optional spaces, colon) or one continuation line; the block is
 # the longest run of those from the start. The two alternatives differ in their first
-# character, so the match is linear.
-_HEADER_RUN = re.compile(rb"(?:[!-9;-~]+[ \t]*:[^\n]*(?:\n|\Z)|[ \t][^\n]*(?:\n|\Z))*")
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.M)
+# character and every repetition is possessive, so the match is linear and keeps no
+# backtracking stack (the greedy version cost ~90 bytes of memory per header byte).
+_HEADER_RUN = re.compile(rb"(?:[!-9;-~]++[ \t]*+:[^\n]*+(?:\n|\Z)|[ \t][^\n]*+(?:\n|\Z))*+")
+# A field name at a line start inside a validated block (names longer than 200
+# characters are not believed; the line is then skipped as garbage).
+_FIELD_NAME = re.compile(rb"([!-9;-~]{1,200}+)[ \t]*+:[ \t]*+")
+# The line break that ends a field: one not followed by a continuation line.
+_FIELD_END = re.compile(rb"\n(?![ \t])")
 _BLANK = re.compile(rb"\r?\n")
 
 
@@ -87,45 +120,154 @@ class MimePart:
         return value.strip().lower() if value else "7bit"
 
 
-def split_headers(data: bytes) -> tuple[list[tuple[str, str]], int, list[str]]:
-    """Split the header block off the start of ``data``.
+def split_headers(data: bytes, start: int = 0, end: int | None = None
+                  ) -> tuple[list[tuple[str, str]], int, list[str]]:
+    """Split the header block off the start of ``data`` (or of ``data[start:end]``).
+
+    Linear in the block's size and at most ~2x its size in memory, whatever its shape:
+    the block is scanned in :data:`SCAN_CHUNK` slices, and past :data:`MAX_HEADERS`
+    fields only the names in :data:`ALWAYS_KEPT` are extracted.
 
     Args:
         data: a message or a MIME part, starting with its headers.
+        start, end: the part of ``data`` to read (offsets avoid copying nested parts).
 
     Returns:
         ``(headers, body_offset, defects)``; header names are lower-case, values are
-        unfolded, stripped str (see module notes).
+        unfolded, stripped str (see module notes); ``body_offset`` is an index into
+        ``data``.
     """
+    end = len(data) if end is None else end
     defects: list[str] = []
-    start = 0
-    if data.startswith(b"From "):
-        start = data.find(b"\n") + 1 or len(data)
+    if data.startswith(b"From ", start, end):
+        start = data.find(b"\n", start, end) + 1 or end
         defects.append("mbox-from-line")
-    if data.startswith(b"\n", start) or data.startswith(b"\r\n", start):
+    if data.startswith(b"\n", start, end) or data.startswith(b"\r\n", start, end):
         return [], start + (1 if data[start] == 0x0A else 2), defects
-    end = _HEADER_RUN.match(data, start).end()
-    block = data[start:end]
-    if end < len(data):
-        blank = _BLANK.match(data, end)
+    block_end = _block_end(data, start, end)
+    body = block_end
+    if block_end < end:
+        blank = _BLANK.match(data, block_end, end)
         if blank:
             body = blank.end()
         else:
-            body = end
             defects.append("missing-header-separator")
-    else:
-        body = end
-    if block[:1] in (b" ", b"\t"):
+    if data.startswith((b" ", b"\t"), start, end):
         defects.append("leading-continuation-line")
-    if not block.isascii():
+    if not _is_ascii(data, start, block_end):
         defects.append("8bit-header")
-    headers = [
+    headers = _small_block(data, start, block_end)
+    if headers is None:
+        headers = _fields(data, start, block_end, defects)
+    return headers, body, defects
+
+
+# The fast path for an ordinary header block: one C-level findall. Possessive, so it
+# keeps no backtracking stack; only used on blocks below SCAN_CHUNK.
+_HEADER_LINE = re.compile(rb"^([!-9;-~]{1,200}+)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)",
+                          re.M)
+
+
+def _small_block(data: bytes, start: int, end: int) -> list[tuple[str, str]] | None:
+    """The fields of a small block in one regex call, or None to take the general path."""
+    if end - start > SCAN_CHUNK:
+        return None
+    found = _HEADER_LINE.findall(data, start, end)
+    if len(found) > MAX_HEADERS:
+        return None
+    return [
         (name.decode("ascii").lower(),
          _header_text((value.replace(b"\r\n", b"").replace(b"\n", b"")
                        if b"\n" in value else value).strip()))
-        for name, value in _HEADER_LINE.findall(block)
+        for name, value in found
     ]
-    return headers, body, defects
+
+
+def _is_ascii(data: bytes, start: int, end: int) -> bool:
+    return all(data[i:min(i + SCAN_CHUNK, end)].isascii()
+               for i in range(start, end, SCAN_CHUNK))
+
+
+def _block_end(data: bytes, start: int, end: int) -> int:
+    """Where the header block starting at ``start`` ends, scanning whole lines in slices."""
+    pos = start
+    while pos < end:
+        stop = data.find(b"\n", min(pos + SCAN_CHUNK, end), end) + 1 or end
+        reached = _HEADER_RUN.match(data, pos, stop).end()
+        if reached < stop:
+            return reached
+        pos = stop
+    return pos
+
+
+def _field_end(data: bytes, pos: int, end: int) -> int:
+    """The index of the line break that ends the field whose value starts at ``pos``."""
+    while pos < end:
+        stop = min(pos + SCAN_CHUNK, end)
+        found = _FIELD_END.search(data, pos, stop)
+        if found is None:
+            pos = stop
+            continue
+        at = found.start()
+        if at + 1 == stop < end and data[stop] in (0x20, 0x09):
+            pos = stop  # the slice cut off the continuation line that follows
+            continue
+        return at
+    return end
+
+
+_KEPT_FIELD = re.compile(
+    rb"\n(" + b"|".join(re.escape(n.encode()) for n in sorted(ALWAYS_KEPT)) + rb")[ \t]*+:",
+    re.I)
+
+
+def _fields(data: bytes, start: int, end: int, defects: list[str]
+            ) -> list[tuple[str, str]]:
+    """The fields of the validated block ``data[start:end]``: see :func:`split_headers`."""
+    headers: list[tuple[str, str]] = []
+    pos = start
+    while data.startswith((b" ", b"\t"), pos, end):  # leading continuation lines
+        pos = _field_end(data, pos, end) + 1
+    while pos < end and len(headers) < MAX_HEADERS:
+        pos = _add_field(data, pos, end, headers, defects)
+    if pos >= end:
+        return headers
+    defects.append("too-many-headers")
+    seen = {name for name, _ in headers}
+    pos -= 1  # _KEPT_FIELD starts at the line break before a name
+    while pos < end:
+        stop = data.find(b"\n", min(pos + SCAN_CHUNK, end), end)
+        stop = end if stop < 0 else stop
+        found = _KEPT_FIELD.search(data, pos, stop)
+        if found is None:
+            pos = stop
+        elif found.group(1).decode("ascii").lower() in seen:
+            pos = found.end()
+        else:
+            seen.add(found.group(1).decode("ascii").lower())
+            pos = _add_field(data, found.start() + 1, end, headers, defects) - 1
+    return headers
+
+
+def _add_field(data: bytes, pos: int, end: int, headers: list[tuple[str, str]],
+               defects: list[str]) -> int:
+    """Append the field starting at ``pos`` (a line start); return the next line start."""
+    name = _FIELD_NAME.match(data, pos, end)
+    if name is None:  # a name too long to believe: skip the line and its continuations
+        return _field_end(data, pos, end) + 1
+    value_end = _field_end(data, name.end(), end)
+    header = name.group(1).decode("ascii").lower()
+    stop = value_end
+    if stop - name.end() > MAX_HEADER_VALUE:
+        stop = name.end() + MAX_HEADER_VALUE
+        defects.append(f"header-truncated:{header}")
+    value = data[name.end():stop]
+    if b"\n" in value:  # unfold (RFC 5322 §2.2.3); one copy alive at a time
+        if b"\r" in value:
+            value = value.replace(b"\r\n", b"")
+        value = value.replace(b"\n", b"")
+    headers.append((header, _header_text(value.strip())))
+    return value_end + 1
 
 
 def _header_text(value: bytes) -> str:
@@ -137,6 +279,10 @@ def _header_text(value: bytes) -> str:
 def parse_part(data: bytes, *, default_type: str = "text/plain", depth: int = 0) -> MimePart:
     """Parse a message or body part into a :class:`MimePart` tree.
 
+    Nested parts are read through offsets into ``data``, never copies of it, so deep
+    nesting costs no extra memory; only leaf bodies are copied out (together at most
+    ``len(data)``). At most :data:`MAX_PARTS` parts are split out.
+
     Args:
         data: raw bytes starting with the header block.
         default_type: the content type when none is declared (``message/rfc822`` inside
@@ -146,19 +292,25 @@ def parse_part(data: bytes, *, default_type: str = "text/plain", depth: int = 0)
     Returns:
         The tree. Never raises for malformed input; repairs are listed in ``defects``.
     """
-    headers, offset, defects = split_headers(data)
+    return _parse_part(data, 0, len(data), default_type, depth, [MAX_PARTS])
+
+
+def _parse_part(data: bytes, start: int, end: int, default_type: str, depth: int,
+                budget: list[int]) -> MimePart:
+    budget[0] -= 1
+    headers, offset, defects = split_headers(data, start, end)
     part = MimePart(headers, default_type, {}, defects=defects)
     raw_type = part.get("content-type")
     if raw_type is not None:
         _set_type(part, raw_type, default_type)
     if not part.content_type.startswith("multipart/"):
-        part.body = data[offset:]
+        part.body = data[offset:end]
         return part
     if depth >= MAX_DEPTH:
         part.defects.append("nesting-too-deep")
-        part.content_type, part.body = "application/octet-stream", data[offset:]
+        part.content_type, part.body = "application/octet-stream", data[offset:end]
         return part
-    _split_multipart(part, data[offset:], depth)
+    _split_multipart(part, data, offset, end, depth, budget)
     return part
 
 
@@ -177,16 +329,18 @@ def _set_type(part: MimePart, raw: str, default_type: str) -> None:
         part.params = parse_params(rest)
 
 
-def _split_multipart(part: MimePart, body: bytes, depth: int) -> None:
+def _split_multipart(part: MimePart, data: bytes, offset: int, end: int, depth: int,
+                     budget: list[int]) -> None:
     boundary = part.params.get("boundary")
     if not boundary:
         part.defects.append("multipart-without-boundary")
-        part.content_type, part.body = "text/plain", body
+        part.content_type, part.body = "text/plain", data[offset:end]
         return
-    delimiters = _find_delimiters(body, b"--" + boundary.encode("utf-8", "replace"))
+    delimiters = _find_delimiters(data, b"--" + boundary.encode("utf-8", "replace"),
+                                  offset, end, limit=max(budget[0], 0) + 1)
     if not delimiters:
         part.defects.append("boundary-not-found")
-        part.content_type, part.body = "text/plain", body
+        part.content_type, part.body = "text/plain", data[offset:end]
         return
     child_type = "message/rfc822" if part.content_type == "multipart/digest" else "text/plain"
     closed = False
@@ -194,40 +348,45 @@ def _split_multipart(part: MimePart, body: bytes, depth: int) -> None:
         if close:
             closed = True
             break
-        end = following[0] if following else len(body)
-        part.children.append(parse_part(body[start:end], default_type=child_type,
-                                        depth=depth + 1))
+        if budget[0] <= 0:
+            part.defects.append("too-many-parts")
+            closed = True
+            break
+        stop = following[0] if following else end
+        part.children.append(_parse_part(data, start, stop, child_type, depth + 1, budget))
     if not closed:
         part.defects.append("multipart-not-closed")
 
 
-def _find_delimiters(body: bytes, marker: bytes) -> list[tuple[int, int, bool]]:
-    """Find delimiter lines (RFC 2046 §5.1.1) with :meth:`bytes.find`, not a regex scan.
+def _find_delimiters(data: bytes, marker: bytes, offset: int, size: int, *,
+                     limit: int = MAX_PARTS + 1) -> list[tuple[int, int, bool]]:
+    """Find delimiter lines (RFC 2046 §5.1.1) in ``data[offset:size]`` with :meth:`bytes.find`.
 
     Returns:
-        ``(start, after, close)`` per delimiter: ``start`` includes the line break before
-        it (which belongs to the delimiter), ``after`` is where the next part begins
-        (past the line break that ends the delimiter line), ``close`` marks ``--b--``.
+        ``(start, after, close)`` per delimiter, as indexes into ``data``: ``start``
+        includes the line break before it (which belongs to the delimiter), ``after`` is
+        where the next part begins (past the line break that ends the delimiter line),
+        ``close`` marks ``--b--``. Stops after ``limit`` + 1 delimiters (the parts
+        budget, so a flood of delimiters costs no memory past it).
     """
     found: list[tuple[int, int, bool]] = []
-    size = len(body)
-    pos = body.find(marker)
+    pos = data.find(marker, offset, size)
     while pos >= 0:
-        if pos == 0 or body[pos - 1] == 0x0A:
+        if pos == offset or data[pos - 1] == 0x0A:
             end = pos + len(marker)
-            close = body.startswith(b"--", end)
+            close = data.startswith(b"--", end, size)
             end += 2 if close else 0
-            while end < size and body[end] in (0x20, 0x09):
+            while end < size and data[end] in (0x20, 0x09):
                 end += 1
-            if end == size or body[end] == 0x0A or body.startswith(b"\r\n", end):
-                start = pos - 1 if pos else 0
-                if start and body[start - 1] == 0x0D:
+            if end == size or data[end] == 0x0A or data.startswith(b"\r\n", end, size):
+                start = pos - 1 if pos > offset else offset
+                if start > offset and data[start - 1] == 0x0D:
                     start -= 1
-                after = end + (2 if body.startswith(b"\r\n", end) else 1)
+                after = end + (2 if data.startswith(b"\r\n", end, size) else 1)
                 found.append((start, min(after, size), close))
-                if close:
+                if close or len(found) > limit:
                     break
-        pos = body.find(marker, pos + len(marker))
+        pos = data.find(marker, pos + len(marker), size)
     return found
 
 

@@ -11,9 +11,12 @@ Defects, by source:
 * headers: ``duplicate-header:<name>``, ``missing-header:from``,
   ``missing-header:message-id``, ``bad-message-id``, ``bad-address:<field>``,
   ``multiple-from``, ``bad-date``, ``8bit-header``, ``mbox-from-line``,
-  ``missing-header-separator``, ``leading-continuation-line``;
+  ``missing-header-separator``, ``leading-continuation-line``, ``too-many-headers``,
+  ``header-truncated:<name>``, ``bad-header:<name>`` (that field could not be parsed at
+  all and is left empty; the other fields are unaffected);
 * structure: ``invalid-content-type``, ``multipart-without-boundary``,
-  ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``;
+  ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``,
+  ``too-many-parts``;
 * content: ``charset:<declared>-><used>``, ``base64-repaired``,
   ``unknown-transfer-encoding``, ``uuencode-repaired``, ``uuencode-without-begin``,
   ``tnef-unreadable``;
@@ -52,6 +55,7 @@ import binascii
 import hashlib
 import mimetypes
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,15 +121,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     for name, value in root.headers:
         first.setdefault(name, value)
     return ParsedMessage(
-        message_id=_first_id(first.get("message-id"), defects),
-        subject=" ".join(headers.get("subject", ("",))[0].split()),
-        from_=_single_address(first.get("from"), defects),
-        to=_addresses(first.get("to"), "to", defects),
-        cc=_addresses(first.get("cc"), "cc", defects),
-        reply_to=_addresses(first.get("reply-to"), "reply-to", defects),
-        in_reply_to=_ids(first.get("in-reply-to")),
-        references=_ids(first.get("references")),
-        date=_date(first.get("date"), defects),
+        **_envelope(first, headers, defects),  # type: ignore[arg-type]
         headers=headers,
         text=text,
         html=html,
@@ -137,12 +133,72 @@ def _parse(raw: bytes) -> ParsedMessage:
     )
 
 
+def _envelope(first: dict[str, str], headers: dict[str, tuple[str, ...]],
+              defects: list[str]) -> dict[str, object]:
+    """Sender, recipients, ids, subject and date, each field parsed on its own.
+
+    A field whose parsing fails unexpectedly is left empty with ``bad-header:<name>``,
+    so one absurd header (a 500-deep comment in Cc) never costs the others.
+    """
+    fields: dict[str, object] = {}
+    steps = (
+        ("message_id", "message-id", lambda: _first_id(first.get("message-id"), defects)),
+        ("subject", "subject", lambda: _squash(headers.get("subject", ("",))[0])),
+        ("from_", "from", lambda: _single_address(first.get("from"), defects)),
+        ("to", "to", lambda: _addresses(first.get("to"), "to", defects)),
+        ("cc", "cc", lambda: _addresses(first.get("cc"), "cc", defects)),
+        ("reply_to", "reply-to", lambda: _addresses(first.get("reply-to"), "reply-to",
+                                                    defects)),
+        ("in_reply_to", "in-reply-to", lambda: _ids(first.get("in-reply-to"))),
+        ("references", "references", lambda: _ids(first.get("references"))),
+        ("date", "date", lambda: _date(first.get("date"), defects)),
+    )
+    for attribute, header, parse in steps:
+        try:
+            fields[attribute] = parse()
+        except Exception:  # the field is dropped, the message survives
+            defects.append(f"bad-header:{header}")
+    return fields
+
+
+_SPACES = str.maketrans(dict.fromkeys(
+    "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+    + "".join(map(chr, range(0x2000, 0x200B))), " "))
+
+
+def _squash(text: str) -> str:
+    """Whitespace runs folded to one space, as ``" ".join(text.split())`` does.
+
+    Without the list of words and without a regex substitution (both cost tens of
+    bytes per word on a megabyte-sized header): each ``replace`` pass halves the runs.
+    """
+    text = text.translate(_SPACES) if not text.isascii() or not text.isprintable() else text
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
+
+
 def _fallback(raw: bytes, exc: Exception) -> ParsedMessage:
-    """The message as plain text when parsing failed in an unexpected way."""
+    """The message as plain text when parsing failed in an unexpected way.
+
+    The envelope (From, Subject, Message-ID...) is still read from the header block if
+    that much works, so the sender is not lost.
+    """
+    defects = [f"internal-error:{type(exc).__name__}"]
+    envelope: dict[str, object] = {"message_id": None, "subject": "", "from_": None}
+    try:
+        raw_headers, _, _ = split_headers(raw)
+        first: dict[str, str] = {}
+        for name, value in raw_headers:
+            first.setdefault(name, value)
+        envelope.update(_envelope(first, {"subject": (decode_encoded_words(
+            first.get("subject", "")),)}, defects))
+    except Exception:  # the raw text below is all there is
+        pass
     return ParsedMessage(
-        message_id=None, subject="", from_=None,
+        **envelope,  # type: ignore[arg-type]
         text=raw.decode("utf-8", "replace").replace("\r\n", "\n"),
-        defects=(f"internal-error:{type(exc).__name__}",),
+        defects=tuple(dict.fromkeys(defects)),
         size=len(raw), sha256=hashlib.sha256(raw).hexdigest(),
     )
 
@@ -168,18 +224,40 @@ _ANGLE_ID = re.compile(r"<([^<>]*)>")
 _WHITESPACE = re.compile(r"\s+")
 
 
+#: Ids kept from one In-Reply-To / References header: the first (the thread's root)
+#: and the last ones (the nearest ancestors); the middle of a huge chain is dropped.
+MAX_IDS = 100
+_BARE_ID = re.compile(r"[^\s,]+")
+
+
 def _ids(value: str | None) -> tuple[str, ...]:
     """Message ids from In-Reply-To / References: ``<>`` and inner whitespace removed.
 
     Ids in angle brackets win; without any, whitespace- or comma-separated tokens are
-    taken (some clients omit the brackets). Duplicates are dropped, order is kept.
+    taken (some clients omit the brackets). Duplicates are dropped, order is kept. At
+    most :data:`MAX_IDS` are kept (the first and the last), in linear time and bounded
+    memory however long the header.
     """
     if not value:
         return ()
-    found = [_WHITESPACE.sub("", m) for m in _ANGLE_ID.findall(value)]
+    found = _bounded_ids(_WHITESPACE.sub("", m.group(1)) for m in _ANGLE_ID.finditer(value))
     if not found:
-        found = [t.strip("<>") for t in re.split(r"[\s,]+", value)]
+        found = _bounded_ids(m.group(0).strip("<>") for m in _BARE_ID.finditer(value))
     return tuple(dict.fromkeys(f for f in found if f))
+
+
+def _bounded_ids(ids: Iterable[str]) -> list[str]:
+    """The first id and the last ``MAX_IDS - 1`` non-empty ids of ``ids``."""
+    head: list[str] = []
+    tail: deque[str] = deque(maxlen=MAX_IDS - 1)
+    for item in ids:
+        if not item:
+            continue
+        if head:
+            tail.append(item)
+        else:
+            head.append(item)
+    return head + list(tail)
 
 
 def _first_id(value: str | None, defects: list[str]) -> str | None:
@@ -192,12 +270,31 @@ def _first_id(value: str | None, defects: list[str]) -> str | None:
 _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
 
 
+#: Characters of an address header parsed at most (``bad-address:<field>`` past it).
+MAX_ADDRESS_HEADER = 256 * 1024
+#: Addresses kept from one header (``bad-address:<field>`` past it).
+MAX_ADDRESSES = 1000
+
+
 def _addresses(value: str | None, field_name: str, defects: list[str]) -> tuple[Address, ...]:
-    """Parse an address list; unusable entries are dropped with ``bad-address:<field>``."""
+    """Parse an address list; unusable entries are dropped with ``bad-address:<field>``.
+
+    Bounded: at most :data:`MAX_ADDRESS_HEADER` characters are read (cut at the last
+    comma before the limit), at most :data:`MAX_ADDRESSES` addresses are kept, and
+    comments nested deeper than :data:`MAX_COMMENT_DEPTH` are removed before the
+    stdlib's recursive comment parser sees them.
+    """
     if not value:
         return ()
+    if len(value) > MAX_ADDRESS_HEADER:
+        defects.append(f"bad-address:{field_name}")
+        cut = value.rfind(",", 0, MAX_ADDRESS_HEADER)
+        value = value[:cut if cut > 0 else MAX_ADDRESS_HEADER]
     found: list[Address] = []
     for name, email in _address_pairs(value):
+        if len(found) >= MAX_ADDRESSES:
+            defects.append(f"bad-address:{field_name}")
+            break
         email = email.strip().strip(".").lower()
         if not email:
             if name.strip():
@@ -206,7 +303,7 @@ def _addresses(value: str | None, field_name: str, defects: list[str]) -> tuple[
         if not _EMAIL.fullmatch(email):
             defects.append(f"bad-address:{field_name}")
             continue
-        name = " ".join(decode_encoded_words(name).split())
+        name = _squash(decode_encoded_words(name))
         if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
             name = name[1:-1].strip()  # 'John Doe' <j@x> from some clients
         found.append(Address(email=email, name="" if name.lower() == email else name))
@@ -235,7 +332,53 @@ def _address_pairs(value: str) -> list[tuple[str, str]]:
                 name = _QUOTED_PAIR.sub(r"\1", quoted) if quoted is not None else bare or ""
                 pairs.append((name.strip(), bracketed))
         return pairs
-    return getaddresses([value])
+    return getaddresses([_shallow_comments(value)])
+
+
+#: Comment nesting the stdlib's (recursive) address parser is given at most.
+MAX_COMMENT_DEPTH = 20
+_COMMENT_SYNTAX = re.compile(r'[()"\\]')
+
+
+def _shallow_comments(value: str) -> str:
+    """``value`` with its comments removed when they nest deeper than the limit.
+
+    One pass over the special characters (parentheses, quotes, backslashes), so linear;
+    shallow comments are left alone (getaddresses reads ``a@b (Name)`` as a name). An
+    unclosed comment runs to the end and is dropped.
+    """
+    if value.count("(") <= MAX_COMMENT_DEPTH:
+        return value
+    kept: list[str] = []
+    depth = deepest = pos = 0
+    quoted = False
+    escaped_until = -1
+    for match in _COMMENT_SYNTAX.finditer(value):
+        at, char = match.start(), match.group(0)
+        if at < escaped_until:
+            continue
+        if char == "\\":
+            escaped_until = at + 2
+        elif quoted:
+            quoted = char != '"'
+        elif depth == 0:
+            if char == '"':
+                quoted = True
+            elif char == "(":
+                kept.append(value[pos:at])
+                depth = 1
+                deepest = max(deepest, 1)
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                kept.append(" ")
+                pos = at + 1
+    if depth == 0:
+        kept.append(value[pos:])
+    return value if deepest <= MAX_COMMENT_DEPTH else "".join(kept)
 
 
 def _single_address(value: str | None, defects: list[str]) -> Address | None:
@@ -370,7 +513,7 @@ def _inner_subject(data: bytes) -> str | None:
     headers, _, _ = split_headers(data[:65536])
     for name, value in headers:
         if name == "subject":
-            subject = " ".join(decode_encoded_words(value).split())
+            subject = _squash(decode_encoded_words(value[:4096]))
             return f"{subject}.eml" if subject else None
     return None
 
@@ -440,7 +583,7 @@ def _split_inline(files: list[_File], html: str | None
                   ) -> tuple[tuple[Attachment, ...], tuple[Attachment, ...]]:
     """Name every file and put those the HTML references by ``cid:`` into inline images."""
     referenced = referenced_content_ids(html) if html else set()
-    taken: set[str] = set()
+    taken: dict[str, int] = {}
     attachments: list[Attachment] = []
     inline: list[Attachment] = []
     unnamed = 0
@@ -458,15 +601,28 @@ def _split_inline(files: list[_File], html: str | None
     return tuple(attachments), tuple(inline)
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, counter = name, 1
+def _unique(name: str, taken: dict[str, int]) -> str:
+    """``name``, or ``stem (N).ext`` with the lowest free N, case-insensitively.
+
+    ``taken`` maps every name given out (lower-case) to the last counter tried for it,
+    so the n-th copy of one name resumes where the previous stopped: linear, not
+    quadratic, in the number of same-name attachments.
+    """
+    key = name.lower()
+    if key not in taken:
+        taken[key] = 1
+        return name
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, dot, ext = name, "", ""
-    while candidate.lower() in taken:
+    counter = taken[key]
+    while True:
         counter += 1
         candidate = f"{stem} ({counter}){dot}{ext}"
-    taken.add(candidate.lower())
+        if candidate.lower() not in taken:
+            break
+    taken[key] = counter
+    taken[candidate.lower()] = 1
     return candidate
 
 

@@ -85,3 +85,15 @@ def test_webhook_prints_rate_latency_and_saturation() -> None:
     assert sum(figures["statuses"].values()) == 100
     assert figures["fixed_latency"]["n"] == 100
     assert figures["saturation_rps"] > 0
+
+
+def test_hostile_prints_time_peak_and_stall_per_attack() -> None:
+    out, figures = run_benchmark("hostile", "--scale", "0.02", "--only",
+                                 "x-failed-recipients-1mb", "--only", "folded-header-24mb")
+    assert "worst stall" in out
+    assert set(figures["attacks"]) == {"x-failed-recipients-1mb", "folded-header-24mb"}
+    for result in figures["attacks"].values():
+        assert result["failed"] is False
+        assert 0 < result["peak_bytes"] <= 4 * result["bytes"] + 2**20
+        assert 0 <= result["stall_seconds"] < result["seconds"] + 1
+        assert result["livez_errors"] == 0
