@@ -30,12 +30,12 @@ from typing import Any
 
 import httpx
 import trio
-from daemon.settings import load_config
 
 from benchmarks._common import Report, workdir
 from benchmarks._daemon import configure_logging_to, wait_for
 from daemon.actors.status import AccountState, AccountStatus
 from daemon.app import open_daemon
+from daemon.config import load_config
 from daemon.mail.classify import classify
 from daemon.mail.parse import parse_message
 from tests.e2e.conftest import drop, write_config

@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from daemon.settings import load_config
 from structlog.testing import capture_logs
 
 from daemon.actors.status import AccountState, AccountStatus
 from daemon.app import open_daemon
 from daemon.cli import main
+from daemon.config import load_config
 from tests.e2e.conftest import drop, make_message, write_config
 from tests.hostile.attacks import by_name
 
