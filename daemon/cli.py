@@ -196,6 +196,10 @@ def _deliver(args: argparse.Namespace) -> int:
     if args.account not in {a.id for a in config.accounts}:
         print(f"postroom deliver: no account named {args.account!r}", file=sys.stderr)
         return EX_TEMPFAIL
+    if not config.account(args.account).enabled:
+        print(f"postroom deliver: account {args.account!r} is disabled (enabled = false): "
+              "nothing is imported for it", file=sys.stderr)
+        return 1
     try:
         outcome = trio.run(_deliver_one, config, args.account, raw)
     except (TransientError, ConfigError) as exc:

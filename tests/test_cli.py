@@ -137,3 +137,12 @@ def test_events_prints_the_event_log_as_json_lines(tmp_path, monkeypatch, capsys
     assert main(["events", "--after", str(imported[0]["id"]), "--config", str(config)]) == 0
     later = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["id"] for e in later] == [e["id"] for e in events if e["id"] > imported[0]["id"]]
+
+
+def test_deliver_refuses_a_disabled_account_with_exit_1(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, http=False)
+    config.write_text(config.read_text() + "enabled = false\n")
+    assert deliver(monkeypatch, config, make_message(1)) == 1
+    assert "account 'support' is disabled (enabled = false)" in capsys.readouterr().err
+    assert main(["objects", "conversationmessage", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == []

@@ -44,6 +44,7 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.config.accounts import MAILDIR, Account
 from daemon.config.connections import ImapConnection, OAuthApp
+from daemon.config.crm import CrmNames
 from daemon.config.daemon import DaemonSettings
 from daemon.config.fields import is_loopback
 from daemon.config.http_listener import HttpSettings
@@ -58,7 +59,8 @@ SECRET_EXPIRY_WARNING_DAYS = 14
 _SECRETISH = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key)$")
 _TOML_POSITION = re.compile(r"^(?P<reason>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 
-_SECTIONS = ("daemon", "http", "oauth_apps", "imap_connections", "accounts", "plugins")
+_SECTIONS = ("daemon", "http", "oauth_apps", "imap_connections", "accounts", "crm",
+             "plugins")
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class Config:
             paths were resolved.
         warnings: problems that do not stop the daemon; check-config prints them and
             ``run`` logs them.
+        crm: the ``[crm]`` table (also reachable as ``runtime.crm``).
     """
 
     daemon: DaemonSettings
@@ -91,6 +94,7 @@ class Config:
     path: Path
     base_dir: Path
     warnings: tuple[ConfigProblem, ...] = ()
+    crm: CrmNames = field(default_factory=CrmNames)
 
     @classmethod
     def from_toml(cls, path: str | Path, *, environ: Mapping[str, str] | None = None,
@@ -213,7 +217,9 @@ class _Checker:
         connections = self.array(ImapConnection, data, "imap_connections")
         accounts = self.array(Account, data, "accounts")
         plugins = self.plugin_tables(data.get("plugins", {}))
+        crm = self.table(CrmNames, data, "crm") or CrmNames()
         runtime, runtime_file = self.runtime(daemon, data.get("daemon"))
+        runtime = runtime.with_crm(crm)
         self.check_secret_key(daemon)
         self.check_ids(apps, connections, accounts)
         self.check_accounts(_raw_ids(data, "oauth_apps"), _raw_ids(data, "imap_connections"),
@@ -226,7 +232,7 @@ class _Checker:
             daemon=daemon, http=http, oauth_apps=_values(apps),
             imap_connections=_values(connections), accounts=_values(accounts),
             plugins=plugins, runtime=runtime, path=path, base_dir=self.base_dir,
-            warnings=tuple(self.warnings),
+            warnings=tuple(self.warnings), crm=crm,
         )
 
     # -- validation, one section or entry at a time ------------------------------------

@@ -55,6 +55,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
@@ -64,6 +65,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from daemon.config.crm import CrmNames
 from daemon.config.problems import fail_at, problems_from_validation_error
 from daemon.errors import ConfigError, ConfigProblem
 
@@ -320,6 +322,18 @@ class RuntimeConfig(_RuntimeModel):
     text_snippet: TextSnippetLimetype = TextSnippetLimetype()
     conversation_message_error: ConversationMessageErrorLimetype = (
         ConversationMessageErrorLimetype())
+    _crm: CrmNames = PrivateAttr(default_factory=CrmNames)
+
+    @property
+    def crm(self) -> CrmNames:
+        """The ``[crm]`` names of the TOML (defaults until :meth:`with_crm`)."""
+        return self._crm
+
+    def with_crm(self, crm: CrmNames) -> RuntimeConfig:
+        """A copy that carries the TOML's ``[crm]`` names (see :mod:`daemon.config.crm`)."""
+        copy = self.model_copy()
+        copy._crm = crm
+        return copy
 
     @property
     def identification_methods(self) -> frozenset[str]:

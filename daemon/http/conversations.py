@@ -4,6 +4,7 @@ Routes::
 
     POST /api/v1/conversations/<id>/messages   queue a reply to every follower (202)
     GET  /api/v1/conversations/<id>/actions    the sendMessageActions on offer
+    POST /api/v1/conversations/<id>/read       an agent read it: clear the earliest unread
     POST /api/v1/files?filename=NAME           store an attachment's bytes (201)
 
 ``POST .../messages`` takes a JSON object (see :class:`daemon.outbox.reply.ReplyRequest`)::
@@ -36,6 +37,7 @@ import structlog
 from quart import Blueprint, jsonify, request
 
 from daemon.config import load_secret_key
+from daemon.crm.unread import mark_read
 from daemon.outbox.compose import OutgoingTooLarge
 from daemon.outbox.queue import Outgoing
 from daemon.outbox.reply import (
@@ -99,6 +101,13 @@ def conversations_blueprint(daemon: Daemon) -> Blueprint:
         return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
                          "params": a.action.params}
                         for a in offered_actions(daemon.config.runtime, account_id)])
+
+    @bp.post("/api/v1/conversations/<int:conversation_id>/read")
+    async def read(conversation_id: int) -> Any:
+        found = await daemon.store.run(mark_read, daemon.config.runtime, conversation_id)
+        if not found:
+            return jsonify(error=f"no conversation with id {conversation_id}"), 404
+        return jsonify(conversation=conversation_id, read=True), 200
 
     @bp.post("/api/v1/files")
     async def upload() -> Any:

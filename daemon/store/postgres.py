@@ -315,6 +315,13 @@ class PostgresTx:
         self._x("DELETE FROM checkpoints WHERE account = %s AND left(key, %s) = %s",
                 (account, len(prefix), prefix))
 
+    # -- sequences -------------------------------------------------------------------
+    def next_number(self, name: str) -> int:
+        row = self._x("INSERT INTO sequences (name, value) VALUES (%s, 1) "
+                      "ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 "
+                      "RETURNING value", (name,)).fetchone()
+        return int(row[0])
+
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, item: OutboxItem) -> int:
         row = self._x(

@@ -319,6 +319,13 @@ class SqliteTx:
         self._x("DELETE FROM checkpoints WHERE account = ? AND substr(key, 1, ?) = ?",
                 (account, len(prefix), prefix))
 
+    # -- sequences -------------------------------------------------------------------
+    def next_number(self, name: str) -> int:
+        row = self._x("INSERT INTO sequences (name, value) VALUES (?, 1) "
+                      "ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1 "
+                      "RETURNING value", (name,)).fetchone()
+        return int(row[0])
+
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, item: OutboxItem) -> int:
         cur = self._x(

@@ -9,6 +9,7 @@ from daemon.config import (
     Account,
     AutoReply,
     ClosedParent,
+    CrmNames,
     DaemonSettings,
     HttpSettings,
     ImapConnection,
@@ -26,6 +27,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "[[accounts]]": Account,
     "auto_reply": AutoReply,
     "closed_parent": ClosedParent,
+    "[crm]": CrmNames,
 }
 
 
