@@ -110,3 +110,18 @@ async def test_two_processors_importing_at_once_never_share_a_number(make_harnes
         nursery.start_soon(feed, second, "b")
     numbers = sorted(p.get("helpdesknumber") for p in await first.find("helpdesk"))
     assert numbers == list(range(1, 21))
+
+
+async def test_the_reference_simplified_mapping_maps_a_new_ticket(make_harness):
+    simplified = {"subject": "email_subject", "description": "email_body",
+                  "person": "sender_email", "company": "company_from_person",
+                  "source": "email"}
+    h = await make_harness(runtime={"conversationParents": [
+        {"limetype": "helpdesk", "properties": simplified}]})
+    await h.feed(mail(message_id="m1@acme.example", body="The printer jams.\n"))
+    helpdesk = await h.one("helpdesk")
+    ann = await h.one("person", email="ann@acme.example")
+    acme = await h.one("company", name="Acme")
+    assert {k: helpdesk.get(k) for k in simplified} == {
+        "subject": "Help please", "description": "The printer jams.\n",
+        "person": ann.id, "company": acme.id, "source": "email"}
