@@ -51,6 +51,7 @@ from daemon.config.http_listener import HttpSettings
 from daemon.config.problems import format_path, problems_from_validation_error, suggest
 from daemon.config.runtime import RuntimeConfig, parse_runtime, read_json
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.outbox.phrases import CATALOGUE, has_phrases
 
 #: How long before ``client_secret_expires`` check-config starts warning (the reference
 #: advises a reminder two weeks ahead).
@@ -58,6 +59,10 @@ SECRET_EXPIRY_WARNING_DAYS = 14
 
 _SECRETISH = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key)$")
 _TOML_POSITION = re.compile(r"^(?P<reason>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
+
+#: The templates shipped with postroom (``daemon/templates``; the same folder as
+#: ``daemon.outbox.compose``'s fallback), searched after ``templates/`` next to the TOML.
+_SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 _SECTIONS = ("daemon", "http", "oauth_apps", "imap_connections", "accounts", "crm",
              "plugins")
@@ -225,6 +230,7 @@ class _Checker:
         self.check_accounts(_raw_ids(data, "oauth_apps"), _raw_ids(data, "imap_connections"),
                             accounts)
         self.check_runtime_accounts(runtime, runtime_file, accounts)
+        self.check_outgoing(accounts)
         self.warn_about(daemon, http, apps, connections)
         if self.problems or daemon is None or http is None:
             raise ConfigError(self.problems)
@@ -374,11 +380,48 @@ class _Checker:
                 if name not in ids:
                     self.warn(("conversationParents", p, "accounts", a),
                               f'no account named "{name}" in {self.file}', file=runtime_file)
+        self.warn_shared_accounts(runtime, runtime_file)
         for index, account in accounts.items():
             if runtime.parent_for(account.id) is None:
                 self.warn(("accounts", index), f"no conversationParents entry in "
                           f"{runtime_file} serves \"{account.id}\": its mail cannot start "
                           "conversations")
+
+    def warn_shared_accounts(self, runtime: RuntimeConfig, runtime_file: str) -> None:
+        """An account listed by two conversation parents: the first wins (a warning).
+
+        A warning, not an error: the reference itself allows an account on several
+        parents (it then hides the message actions). The warning names the winner.
+        """
+        first: dict[str, int] = {}
+        for p, parent in enumerate(runtime.conversation_parents):
+            for a, name in enumerate(parent.accounts):
+                if name in first and first[name] != p:
+                    winner = runtime.conversation_parents[first[name]]
+                    self.warn(("conversationParents", p, "accounts", a),
+                              f'"{name}" is also listed by conversationParents[{first[name]}] '
+                              f"({winner.limetype}), which wins: its new conversations get "
+                              f"a {winner.limetype}, never a {parent.limetype}",
+                              file=runtime_file)
+                first.setdefault(name, p)
+
+    def check_outgoing(self, accounts: dict[int, Account]) -> None:
+        """Automatic mail needs phrases in the account's language and a template that exists.
+
+        Both used to fall back silently at send time (to English, to the default template).
+        """
+        for index, account in accounts.items():
+            if not has_phrases(account.language):
+                self.error(("accounts", index, "language"),
+                           f'no phrases for automatic mail in "{account.language}" '
+                           f"(available: {', '.join(sorted(CATALOGUE))})")
+            name = f"{account.template}.html"
+            if not ((self.base_dir / "templates" / name).is_file()
+                    or (_SHIPPED_TEMPLATES / name).is_file()):
+                shipped = ", ".join(sorted(p.stem for p in _SHIPPED_TEMPLATES.glob("*.html")))
+                self.error(("accounts", index, "template"),
+                           f'no template "{account.template}": neither templates/{name} '
+                           f"next to {self.file} nor a shipped one ({shipped})")
 
     def warn_about(self, daemon: DaemonSettings | None, http: HttpSettings | None,
                    apps: dict[int, OAuthApp], connections: dict[int, ImapConnection]) -> None:

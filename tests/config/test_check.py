@@ -125,3 +125,55 @@ def test_default_output_is_stdout(here, capsys):
     (here / "postroom.toml").write_text("")
     assert check_config("postroom.toml", environ={}) == 0
     assert capsys.readouterr().out.startswith("OK: postroom.toml (0 accounts")
+
+
+# -- issue 14: languages, templates, an account on two parents ---------------------------
+
+ISSUE_14_TOML = """\
+[daemon]
+runtime = "runtime.json"
+
+[[accounts]]
+id = "support"
+email = "support@a.example"
+auth = "maildir"
+maildir = "Maildir"
+language = "{language}"
+template = "{template}"
+"""
+
+
+def test_unknown_language_and_template_are_errors_with_the_key_path(here):
+    (here / "runtime.json").write_text("{}")
+    (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language="pt-BR",
+                                                             template="branded"))
+    code, lines = run("postroom.toml")
+    assert code == 1
+    assert lines == [
+        'postroom.toml: accounts[0].language: no phrases for automatic mail in "pt-BR" '
+        "(available: da, de, en, es, fi, fr, nb, nl, sv)",
+        'postroom.toml: accounts[0].template: no template "branded": neither '
+        "templates/branded.html next to postroom.toml nor a shipped one (default)"]
+
+
+def test_every_catalogued_language_and_a_local_template_pass(here):
+    (here / "runtime.json").write_text("{}")
+    (here / "templates").mkdir()
+    (here / "templates" / "branded.html").write_text("<p>{{ message }}</p>")
+    for language in ("en", "sv", "nb", "da", "fi", "de", "nl", "fr", "es", "fi-FI"):
+        (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language=language,
+                                                                 template="branded"))
+        assert run("postroom.toml")[0] == 0, language
+
+
+def test_an_account_on_two_parents_is_a_warning_naming_the_winner(here):
+    (here / "runtime.json").write_text(
+        '{"conversationParents": [{"limetype": "helpdesk", "accounts": ["support"]},'
+        ' {"limetype": "deal", "accounts": ["sales", "support"]}]}')
+    (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language="en",
+                                                             template="default"))
+    code, lines = run("postroom.toml")
+    assert code == 0
+    assert 'warning: runtime.json: conversationParents[1].accounts[1]: "support" is also ' \
+           "listed by conversationParents[0] (helpdesk), which wins: its new " \
+           "conversations get a helpdesk, never a deal" in lines

@@ -83,3 +83,21 @@ async def test_a_disabled_accounts_reply_is_refused_with_the_reason(make_env):
     assert (await response.get_json())["error"] == (
         "account 'support' is disabled (enabled = false): it sends nothing")
     assert [i for i in await env.queued() if i.kind == "reply"] == []
+
+
+def test_the_nine_languages_have_every_phrase_with_the_same_placeholders():
+    import string
+    from dataclasses import fields
+
+    from daemon.outbox.phrases import CATALOGUE, phrases_for
+
+    assert sorted(CATALOGUE) == ["da", "de", "en", "es", "fi", "fr", "nb", "nl", "sv"]
+    english = CATALOGUE["en"]
+    for language, phrases in CATALOGUE.items():
+        assert phrases_for(language) is phrases
+        for field in fields(phrases):
+            text, model = getattr(phrases, field.name), getattr(english, field.name)
+            assert {f for _, f, _, _ in string.Formatter().parse(text) if f} == \
+                {f for _, f, _, _ in string.Formatter().parse(model) if f}, \
+                (language, field.name)
+            assert language == "en" or text != model, (language, field.name)
