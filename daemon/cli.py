@@ -125,8 +125,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from daemon.config import check_config
+    from daemon.plugins.actions import plugin_warnings
 
-    return check_config(args.file)
+    return check_config(args.file, plugin_checks=plugin_warnings)
 
 
 def _accounts(args: argparse.Namespace) -> int:

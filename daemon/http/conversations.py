@@ -16,8 +16,10 @@ Routes::
 and answers ``202`` once every copy is committed to the outbox, with the new message's
 id, the outbox ids and the recipients; then wakes the outbox actor and runs the chosen
 action through the ``postroom_message_action`` hook (its result is in the answer; the mail
-is queued whatever the action does). Refusals: ``400`` (a field is wrong, an attachment
-or snippet does not exist, an action is not offered), ``403`` (the coworker's groups may
+is queued whatever the action does, and ``handled: false`` comes with an ``error`` saying
+why: no loaded plugin declares the id, or the plugin did not run it). Refusals: ``400`` (a
+field is wrong, an attachment or snippet does not exist, an action is not offered),
+``403`` (the coworker's groups may
 not use the account), ``404`` (no such conversation), ``413`` (the composed message is
 larger than the account's ``max_outgoing_bytes``; the answer names the size and the
 limit), ``422`` (nobody to send to). A refused reply leaves nothing behind.
@@ -48,6 +50,7 @@ from daemon.outbox.reply import (
     offered_actions,
     queue_reply,
 )
+from daemon.plugins.actions import handled_action_ids
 from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
@@ -204,10 +207,16 @@ async def _run_action(daemon: Daemon, action: Any, result: ReplyResult) -> dict[
                             conversation_message_id=result.conversation_message_id,
                             parent_limetype=limetype, parent_id=parent_id,
                             update_parent=update_parent)
+    if action.action.id not in handled_action_ids(daemon.pm):
+        return answer | {"error": f"no loaded plugin handles {action.action.id!r}: the "
+                                  "message was sent and nothing else was done"}
     outcome = await call_async_hook(daemon.pm, "postroom_message_action",
                                     action_id=action.action.id,
                                     params=action.action.params, context=context)
-    return answer | {"handled": bool(outcome)}
+    if not outcome:
+        return answer | {"error": f"the plugin handling {action.action.id!r} did not run "
+                                  "it (see the log)"}
+    return answer | {"handled": True}
 
 
 def _update_parent(tx: Tx, account: str, limetype: str, parent_id: int,

@@ -177,3 +177,27 @@ def test_an_account_on_two_parents_is_a_warning_naming_the_winner(here):
     assert 'warning: runtime.json: conversationParents[1].accounts[1]: "support" is also ' \
            "listed by conversationParents[0] (helpdesk), which wins: its new " \
            "conversations get a helpdesk, never a deal" in lines
+
+
+def test_a_send_message_action_no_plugin_handles_is_a_warning(here):
+    from daemon.plugins.actions import plugin_warnings
+
+    park = {"action": {"id": "limepkg_basic_helpdesk.helpdesk-park", "params": {}},
+            "label": "Send and update deadline"}
+    update = {"action": {"id": "limepkg_standard_actions.update-limeobject",
+                         "params": {"limeObject": {"helpdeskstatus": "waiting"}}},
+              "label": "Send and wait"}
+    import json
+    (here / "runtime.json").write_text(json.dumps({"conversationParents": [
+        {"limetype": "helpdesk", "sendMessageActions": [update, park]}]}))
+    toml = ISSUE_14_TOML.format(language="en", template="default").replace(
+        '[daemon]\n', '[daemon]\nplugins = ["plugins_contrib.update_limeobject"]\n')
+    (here / "postroom.toml").write_text(toml)
+    out = io.StringIO()
+    assert check_config("postroom.toml", environ={}, out=out,
+                        plugin_checks=plugin_warnings) == 0
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning")]
+    assert warnings == [
+        "warning: runtime.json: conversationParents[0].sendMessageActions[1].action.id: "
+        'no loaded plugin handles "limepkg_basic_helpdesk.helpdesk-park": the button '
+        '"Send and update deadline" would send the message and do nothing else']

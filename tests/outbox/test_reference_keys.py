@@ -101,3 +101,20 @@ def test_the_nine_languages_have_every_phrase_with_the_same_placeholders():
                 {f for _, f, _, _ in string.Formatter().parse(model) if f}, \
                 (language, field.name)
             assert language == "en" or text != model, (language, field.name)
+
+
+async def test_the_send_api_says_when_no_plugin_handles_the_action(make_env):
+    park = {"action": {"id": "limepkg_basic_helpdesk.helpdesk-park",
+                       "params": {"deadlinePropertyName": ""}},
+            "label": "Send and update deadline", "icon": "hot_line"}
+    runtime = copy.deepcopy(RUNTIME)
+    runtime["conversationParents"][0]["sendMessageActions"].append(park)
+    env = await make_env(runtime=runtime)
+    cid = await env.conversation_with_three()
+    response = await Api(env).send(cid, sendMessageAction=park["action"]["id"])
+    assert response.status_code == 202
+    assert (await response.get_json())["action"] == {
+        "id": "limepkg_basic_helpdesk.helpdesk-park", "label": "Send and update deadline",
+        "handled": False, "error": "no loaded plugin handles "
+        "'limepkg_basic_helpdesk.helpdesk-park': the message was sent and nothing else "
+        "was done"}
