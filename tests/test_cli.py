@@ -146,3 +146,23 @@ def test_deliver_refuses_a_disabled_account_with_exit_1(tmp_path, monkeypatch, c
     assert "account 'support' is disabled (enabled = false)" in capsys.readouterr().err
     assert main(["objects", "conversationmessage", "--json", "--config", str(config)]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+async def test_run_logs_the_config_warnings_check_config_prints(tmp_path):
+    from structlog.testing import capture_logs
+
+    toml = write_config(tmp_path, http=False)
+    runtime = json.loads((tmp_path / "runtime.json").read_text())
+    runtime["conversationParents"][0]["accounts"] = ["support", "nobody"]
+    (tmp_path / "runtime.json").write_text(json.dumps(runtime))
+    config = load_config(toml)
+    assert config.warnings
+    stop = trio.Event()
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_daemon(
+                config, stop=stop, handle_signals=False, task_status=task_status))
+            stop.set()
+    warnings = [e["problem"] for e in logs if e["event"] == "config.warning"]
+    assert warnings == [str(w) for w in config.warnings]
+    assert 'no account named "nobody"' in warnings[0]
