@@ -254,6 +254,11 @@ class OutboxActor:
             for item in items:
                 await self._fail(item, f"account {account_id!r} is no longer configured")
             return
+        if not account.enabled:  # queued before it was disabled: it sends nothing
+            disabled = TransientError(f"account {account_id!r} is disabled (enabled = false)")
+            for item in items:
+                await self._retry(item, disabled)
+            return
         sent: list[bytes] = []
         async with self._transports(self.config, account).session() as sender:
             for index, item in enumerate(items):
