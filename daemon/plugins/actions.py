@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+import structlog
+import structlog.testing
 
 from daemon.errors import ConfigProblem
 from daemon.plugins.manager import call_hook, configure_plugins, make_plugin_manager
@@ -59,10 +61,18 @@ def plugin_warnings(config: Config) -> list[ConfigProblem]:
     """Load ``config``'s plugins as ``run`` would and warn about every unhandled action.
 
     For ``postroom check-config`` (:func:`daemon.config.check_config`'s
-    ``plugin_checks``).
+    ``plugin_checks``), whose output is its verdict alone: what the plugin manager logs
+    while loading is collected instead of printed, and a plugin that failed to load or to
+    configure itself becomes a warning too.
     """
-    pm = make_plugin_manager(modules=config.daemon.plugins,
-                             disabled=config.daemon.plugins_disabled)
-    configure_plugins(pm, config)
+    with structlog.testing.capture_logs() as logs:
+        pm = make_plugin_manager(modules=config.daemon.plugins,
+                                 disabled=config.daemon.plugins_disabled)
+        configure_plugins(pm, config)
+        handled = handled_action_ids(pm)
+    problems = [ConfigProblem(str(config.path.name), "daemon.plugins",
+                              f"plugin {event.get('plugin')!r}: {event['event']}: "
+                              f"{event.get('error', '')}".rstrip(": "))
+                for event in logs if event.get("log_level") in ("error", "critical")]
     file = config.daemon.runtime.name if config.daemon.runtime else "runtime configuration"
-    return unhandled_actions(config.runtime, handled_action_ids(pm), file=file)
+    return problems + unhandled_actions(config.runtime, handled, file=file)

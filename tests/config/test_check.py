@@ -201,3 +201,21 @@ def test_a_send_message_action_no_plugin_handles_is_a_warning(here):
         "warning: runtime.json: conversationParents[0].sendMessageActions[1].action.id: "
         'no loaded plugin handles "limepkg_basic_helpdesk.helpdesk-park": the button '
         '"Send and update deadline" would send the message and do nothing else']
+
+
+def test_check_config_prints_only_its_verdict_and_a_broken_plugin_warns(here):
+    from daemon.plugins.actions import plugin_warnings
+
+    (here / "runtime.json").write_text("{}")
+    toml = ISSUE_14_TOML.format(language="en", template="default").replace(
+        '[daemon]\n', '[daemon]\nplugins = ["plugins_contrib.update_limeobject", '
+        '"no_such_module_here"]\n')
+    (here / "postroom.toml").write_text(toml)
+    out = io.StringIO()
+    assert check_config("postroom.toml", environ={}, out=out,
+                        plugin_checks=plugin_warnings) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("OK: postroom.toml")
+    assert lines[1:] == [
+        "warning: postroom.toml: daemon.plugins: plugin 'no_such_module_here': "
+        "plugin.load_failed: ModuleNotFoundError: No module named 'no_such_module_here'"]
