@@ -189,7 +189,7 @@ def postroom_message_actions() -> Iterable[str] | None:
     (whose answer then names an undeclared id instead of a silent ``handled: false``). An
     exception counts as declaring nothing.
 
-    .. versionadded:: 0.2
+    .. versionadded:: 0.1
     """
 
 
