@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from daemon.messages import OutcomeStatus
@@ -125,3 +126,29 @@ async def test_the_reference_simplified_mapping_maps_a_new_ticket(make_harness):
     assert {k: helpdesk.get(k) for k in simplified} == {
         "subject": "Help please", "description": "The printer jams.\n",
         "person": ann.id, "company": acme.id, "source": "email"}
+
+
+@pytest.mark.postgres
+async def test_two_nodes_on_postgresql_importing_at_once_never_share_a_number(
+        make_harness, tmp_path):
+    """The same on PostgreSQL: two daemons (nodes) on one database."""
+    from tests.store.conftest import postgres_schema
+
+    (tmp_path / "secret.key").write_text("k" * 40)
+    with postgres_schema() as url:
+        daemon = {"store": url, "secret_key_file": "secret.key"}
+        first = await make_harness(daemon=daemon)
+        second = await make_harness(daemon=daemon)
+        second._n = 1000
+
+        async def feed(h, prefix: str) -> None:
+            for n in range(10):
+                await h.feed(mail(f"{prefix} {n}", message_id=f"{prefix}{n}@acme.example"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(feed, first, "a")
+            nursery.start_soon(feed, second, "b")
+        numbers = sorted(p.get("helpdesknumber") for p in await first.find("helpdesk"))
+        for h in (first, second):
+            await h.store.aclose()
+    assert numbers == list(range(1, 21))
