@@ -188,6 +188,8 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
     ``task_status.started(daemon)`` is called once the actors and the HTTP server run.
     """
     stop = stop if stop is not None else trio.Event()
+    for warning in config.warnings:  # what check-config prints as "warning: ..."
+        log.warning("config.warning", problem=str(warning))
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
     secret = load_secret_key(config)

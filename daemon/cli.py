@@ -154,8 +154,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from daemon.config import check_config
+    from daemon.plugins.actions import plugin_warnings
 
-    return check_config(args.file)
+    return check_config(args.file, plugin_checks=plugin_warnings)
 
 
 def _accounts(args: argparse.Namespace) -> int:
@@ -223,6 +224,10 @@ def _deliver(args: argparse.Namespace) -> int:
     if args.account not in accounts:
         print(f"postroom deliver: no account named {args.account!r}", file=sys.stderr)
         return EX_TEMPFAIL
+    if not config.account(args.account).enabled:
+        print(f"postroom deliver: account {args.account!r} is disabled (enabled = false): "
+              "nothing is imported for it", file=sys.stderr)
+        return 1
     limit = accounts[args.account].max_message_bytes
     raw = sys.stdin.buffer.read(limit + 1)
     if len(raw) > limit:

@@ -9,6 +9,12 @@ Everything it prints comes from the message, that is from a stranger: control ch
 (an escape sequence in a subject, a carriage return in a file name) are escaped in the
 readable report (:func:`daemon.terminal.escape_controls`), and in ``--json`` the few that
 JSON leaves raw (DEL, C1, Unicode line separators and bidi overrides) are ``\\u`` escapes.
+
+``outcome`` is the real verdict: the message goes through the processor's own steps
+(classification with the ``postroom_classify`` and ``postroom_allow_sender`` hooks, then
+:func:`daemon.crm.importer.import_message`) in a store transaction that is then rolled
+back, so "discarded, and why" is exactly what the daemon would do, and nothing is kept
+(not even a parent number).
 """
 
 from __future__ import annotations
@@ -23,10 +29,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from daemon.crm.identify import find_candidates
+from daemon.crm.importer import ImportJob, import_message
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
-from daemon.mail.model import ParsedMessage
+from daemon.mail.model import MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
+from daemon.messages import RawMessage
+from daemon.plugins.manager import call_hook
 from daemon.terminal import escape_controls
 
 TEXT_PREVIEW = 300
@@ -55,7 +64,61 @@ def inspect_message(raw: bytes, *, config: Any = None, store: Any = None,
     }
     if config is not None and store is not None:
         report["would_join"] = _would_join(config, store, parsed, account, ours)
+        if config.accounts and secret is not None:
+            report["outcome"] = _dry_run(config, store, raw, secret,
+                                         account or config.accounts[0].id)
+            if report["outcome"]["status"] == "discarded":
+                report["would_join"] = {"conversation": None, "method": "discarded",
+                                        "reason": report["outcome"]["reason"]}
     return report
+
+
+class _RollBack(Exception):
+    """Ends the dry run's transaction without committing it."""
+
+
+def _dry_run(config: Any, store: Any, raw: bytes, secret: bytes,
+             account: str) -> dict[str, Any]:
+    """What importing ``raw`` for ``account`` would do, computed and rolled back."""
+    import hashlib
+
+    from daemon.actors.processor import Processor
+    from daemon.app import build_plugin_manager
+
+    pm = build_plugin_manager(config)
+    processor = Processor(config, store, pm, secret=secret)
+    message = RawMessage(account=account, raw=raw,
+                         source_key=f"inspect:{account}:{hashlib.sha256(raw).hexdigest()}")
+    parsed = parse_message(raw)
+    verdict = processor.classify(parsed, account)
+    job = ImportJob(message, parsed, verdict,
+                    _may_create_parent(pm, config, parsed, verdict, account))
+    found: dict[str, Any] = {}
+    try:
+        with store.transaction() as tx:
+            result = import_message(tx, processor.ctx, job)
+            found = {"status": result.outcome.status.value, "reason": result.outcome.reason}
+            if result.event is not None:
+                found |= {"new_conversation": result.event.new_conversation,
+                          "conversation": (None if result.event.new_conversation
+                                           else result.event.conversation_id),
+                          "parent_limetype": result.event.parent_limetype or None}
+            raise _RollBack
+    except _RollBack:
+        pass
+    except Exception as exc:  # the daemon would record a failure
+        found = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    return found
+
+
+def _may_create_parent(pm: Any, config: Any, parsed: ParsedMessage, verdict: Any,
+                       account: str) -> bool:
+    """The processor's verdict on an automatic message that matches no conversation."""
+    if verdict.kind is not MessageKind.AUTOMATIC:
+        return verdict.kind is MessageKind.NORMAL
+    allowed = call_hook(pm, "postroom_allow_sender", message=parsed, classification=verdict,
+                        account=config.account(account))
+    return bool(config.runtime.allow_automatic_emails if allowed is None else allowed)
 
 
 def _fields(parsed: ParsedMessage) -> dict[str, Any]:
@@ -201,5 +264,9 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
         lines.append(f"  repaired:       {'; '.join(report['defects'])}")
     if "would_join" in report:
         lines.append(f"  would join:     {json.dumps(report['would_join'])}")
+    if "outcome" in report:
+        o = report["outcome"]
+        lines.append(f"  outcome:        {o['status']}"
+                     + (f": {o['reason']}" if o.get("reason") else ""))
     lines.append("  text:           " + report["text"].strip().replace("\n", "\n" + " " * 18))
     out.write("\n".join(lines) + "\n")

@@ -54,6 +54,12 @@ def properties_from(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @hookimpl
+def postroom_message_actions() -> list[str]:
+    """The one action id this plugin handles."""
+    return [ACTION_ID]
+
+
+@hookimpl
 def postroom_message_action(action_id: str, params: Mapping[str, Any],
                             context: ActionContext) -> Awaitable[bool] | None:
     """Handle ``update-limeobject``; None (not ours) for every other action id."""

@@ -190,3 +190,32 @@ def test_events_prints_the_event_log_as_json_lines(tmp_path, monkeypatch, capsys
     assert main(["events", "--after", str(imported[0]["id"]), "--config", str(config)]) == 0
     later = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [e["id"] for e in later] == [e["id"] for e in events if e["id"] > imported[0]["id"]]
+
+
+def test_deliver_refuses_a_disabled_account_with_exit_1(tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, http=False)
+    config.write_text(config.read_text() + "enabled = false\n")
+    assert deliver(monkeypatch, config, make_message(1)) == 1
+    assert "account 'support' is disabled (enabled = false)" in capsys.readouterr().err
+    assert main(["objects", "conversationmessage", "--json", "--config", str(config)]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+async def test_run_logs_the_config_warnings_check_config_prints(tmp_path):
+    from structlog.testing import capture_logs
+
+    toml = write_config(tmp_path, http=False)
+    runtime = json.loads((tmp_path / "runtime.json").read_text())
+    runtime["conversationParents"][0]["accounts"] = ["support", "nobody"]
+    (tmp_path / "runtime.json").write_text(json.dumps(runtime))
+    config = load_config(toml)
+    assert config.warnings
+    stop = trio.Event()
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_daemon(
+                config, stop=stop, handle_signals=False, task_status=task_status))
+            stop.set()
+    warnings = [e["problem"] for e in logs if e["event"] == "config.warning"]
+    assert warnings == [str(w) for w in config.warnings]
+    assert 'no account named "nobody"' in warnings[0]

@@ -89,3 +89,39 @@ def test_issue_9_control_characters_in_a_message_are_escaped_in_both_outputs(tmp
     line = out.getvalue()
     assert not any(c in line for c in ("\x1b", "\x9b", "\u202e", "\r"))
     assert json.loads(line)["subject"] == evil.replace("\r\n", " ")  # the data is intact
+
+
+def test_the_outcome_is_the_pipelines_own_discarded_and_why(tmp_path: Path, monkeypatch):
+    """Issue 14: inspect used to say "new conversation" for mail the pipeline discards."""
+    import sys
+
+    from tests.e2e.conftest import make_message
+
+    toml = write_config(tmp_path, http=False)
+    runtime = json.loads((tmp_path / "runtime.json").read_text())
+    (tmp_path / "runtime.json").write_text(json.dumps({**runtime,
+                                                       "allowAutomaticEmails": False}))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(make_message(1))))
+    assert main(["deliver", "support", "--config", str(toml)]) == 0  # the store exists
+    out = io.StringIO()
+    inspect_files([CORPUS / "exchange-oof-en.eml", DEMO / "messages" / "0002.invoice.eml"],
+                  config=load_config(toml), as_json=True, out=out)
+    oof, invoice = (json.loads(line) for line in out.getvalue().splitlines())
+    reason = "automatic mail that matches no conversation (allowAutomaticEmails)"
+    assert oof["outcome"] == {"status": "discarded", "reason": reason}
+    assert oof["would_join"] == {"conversation": None, "method": "discarded",
+                                 "reason": reason}
+    assert invoice["outcome"] == {"status": "imported", "reason": None,
+                                  "new_conversation": True, "conversation": None,
+                                  "parent_limetype": "helpdesk"}
+    from daemon.store import open_store
+
+    store = open_store(load_config(toml).daemon.store)
+    try:
+        with store.transaction() as tx:
+            assert len(tx.find("helpdesk")) == 1  # the dry run kept nothing
+            assert [r.source_key for r in tx.list_raw()] == [
+                r.source_key for r in tx.list_raw() if r.source_key.startswith("deliver:")]
+            assert tx.next_number("parent:helpdesk") == 2  # nor a number
+    finally:
+        store.close()

@@ -254,6 +254,11 @@ class OutboxActor:
             for item in items:
                 await self._fail(item, f"account {account_id!r} is no longer configured")
             return
+        if not account.enabled:  # queued before it was disabled: it sends nothing
+            disabled = TransientError(f"account {account_id!r} is disabled (enabled = false)")
+            for item in items:
+                await self._retry(item, disabled)
+            return
         sent: list[bytes] = []
         async with self._transports(self.config, account).session() as sender:
             for index, item in enumerate(items):
@@ -402,15 +407,15 @@ def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
         ecfg.property_error_message: error,
         ecfg.property_date: now.isoformat(),
         ecfg.relation_message_follower: item.message_follower_id,
-        "recipient": item.recipient,
-        "outbox": item.id,
+        runtime.crm.error_recipient: item.recipient,
+        runtime.crm.error_outbox: item.id,
     })
 
 
 def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> None:
     """Mark this item's open ``delivery_delayed`` records resolved."""
     ecfg = runtime.conversation_message_error
-    for record in tx.find(ecfg.limetype, {"outbox": item.id,
+    for record in tx.find(ecfg.limetype, {runtime.crm.error_outbox: item.id,
                                           ecfg.property_type: DELIVERY_DELAYED}):
         if not record.get(ecfg.property_resolved_date):
             tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: now.isoformat()})
@@ -421,4 +426,4 @@ def _mark_follower_failing(tx: Tx, runtime: Any, message_follower_id: int) -> No
     row = tx.get(mf.limetype, message_follower_id)
     follower_id = row.get(mf.relation_follower) if row is not None else None
     if type(follower_id) is int and tx.get(fcfg.limetype, follower_id) is not None:
-        tx.update(fcfg.limetype, follower_id, {"failing": True})
+        tx.update(fcfg.limetype, follower_id, {runtime.crm.follower_failing: True})

@@ -14,6 +14,8 @@ Layout of the file, and the module that validates each part (as synapse's
     [[imap_connections]]   connections.py    IMAP/SMTP servers for basic auth
     [[accounts]]           accounts.py       mailboxes; ``auth`` names an oauth app, a
                                              connection or "maildir"
+    [crm]                  crm.py            CRM property names the runtime JSON has no
+                                             key for, parent numbers
     [plugins.<name>]       load.py           free-form settings for plugin <name>
     runtime JSON           runtime.py        which CRM objects a message becomes
 
@@ -51,6 +53,7 @@ __all__ = [
     "AutoReply",
     "ClosedParent",
     "Config",
+    "CrmNames",
     "DaemonSettings",
     "HttpSettings",
     "ImapConnection",
@@ -71,6 +74,7 @@ __all__ = [
 from daemon.config.accounts import MAILDIR, Account, AutoReply, ClosedParent
 from daemon.config.check import check_config
 from daemon.config.connections import ImapConnection, OAuthApp
+from daemon.config.crm import CrmNames
 from daemon.config.daemon import DaemonSettings
 from daemon.config.fields import is_loopback
 from daemon.config.http_listener import HttpSettings

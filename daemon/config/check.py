@@ -23,7 +23,7 @@ from __future__ import annotations
 __all__ = ["check_config"]
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -34,13 +34,19 @@ from daemon.errors import ConfigError, ConfigProblem
 
 
 def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
-                 out: TextIO | None = None) -> int:
+                 out: TextIO | None = None,
+                 plugin_checks: Callable[[Config], Iterable[ConfigProblem]] | None = None
+                 ) -> int:
     """Validate ``path`` and print the verdict.
 
     Args:
         path: a postroom TOML file, or a runtime configuration ``.json`` file.
         environ: the environment secrets are read from (default ``os.environ``).
         out: where to print (default ``sys.stdout``).
+        plugin_checks: more warnings about a valid TOML configuration, from its loaded
+            plugins (``postroom check-config`` passes
+            :func:`daemon.plugins.actions.plugin_warnings`: action ids nobody handles).
+            Passed in because the plugin manager imports this package.
 
     Returns:
         0 when the file is valid (warnings allowed), 1 otherwise.
@@ -56,6 +62,8 @@ def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
             config = load_config(path, environ=environ)
             _raise_if(_deep_problems(config))
             summary, warnings = _config_summary(config), config.warnings
+            if plugin_checks is not None:
+                warnings = (*warnings, *plugin_checks(config))
         else:
             raise ConfigError([ConfigProblem(file, "", "expected a .toml or a .json file")])
     except ConfigError as exc:

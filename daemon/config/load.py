@@ -44,12 +44,14 @@ from pydantic import BaseModel, ValidationError
 
 from daemon.config.accounts import MAILDIR, Account
 from daemon.config.connections import ImapConnection, OAuthApp
+from daemon.config.crm import CrmNames
 from daemon.config.daemon import DaemonSettings
 from daemon.config.fields import is_loopback
 from daemon.config.http_listener import HttpSettings
 from daemon.config.problems import format_path, problems_from_validation_error, suggest
 from daemon.config.runtime import RuntimeConfig, parse_runtime, read_json
 from daemon.errors import ConfigError, ConfigProblem
+from daemon.outbox.phrases import CATALOGUE, has_phrases
 
 #: How long before ``client_secret_expires`` check-config starts warning (the reference
 #: advises a reminder two weeks ahead).
@@ -58,7 +60,12 @@ SECRET_EXPIRY_WARNING_DAYS = 14
 _SECRETISH = re.compile(r"(^|_)(password|passwd|secret|token|api_key|apikey|private_key)$")
 _TOML_POSITION = re.compile(r"^(?P<reason>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 
-_SECTIONS = ("daemon", "http", "oauth_apps", "imap_connections", "accounts", "plugins")
+#: The templates shipped with postroom (``daemon/templates``; the same folder as
+#: ``daemon.outbox.compose``'s fallback), searched after ``templates/`` next to the TOML.
+_SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+_SECTIONS = ("daemon", "http", "oauth_apps", "imap_connections", "accounts", "crm",
+             "plugins")
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,7 @@ class Config:
             paths were resolved.
         warnings: problems that do not stop the daemon; check-config prints them and
             ``run`` logs them.
+        crm: the ``[crm]`` table (also reachable as ``runtime.crm``).
     """
 
     daemon: DaemonSettings
@@ -91,6 +99,7 @@ class Config:
     path: Path
     base_dir: Path
     warnings: tuple[ConfigProblem, ...] = ()
+    crm: CrmNames = field(default_factory=CrmNames)
 
     @classmethod
     def from_toml(cls, path: str | Path, *, environ: Mapping[str, str] | None = None,
@@ -213,12 +222,15 @@ class _Checker:
         connections = self.array(ImapConnection, data, "imap_connections")
         accounts = self.array(Account, data, "accounts")
         plugins = self.plugin_tables(data.get("plugins", {}))
+        crm = self.table(CrmNames, data, "crm") or CrmNames()
         runtime, runtime_file = self.runtime(daemon, data.get("daemon"))
+        runtime = runtime.with_crm(crm)
         self.check_secret_key(daemon)
         self.check_ids(apps, connections, accounts)
         self.check_accounts(_raw_ids(data, "oauth_apps"), _raw_ids(data, "imap_connections"),
                             accounts)
         self.check_runtime_accounts(runtime, runtime_file, accounts)
+        self.check_outgoing(accounts)
         self.warn_about(daemon, http, apps, connections)
         if self.problems or daemon is None or http is None:
             raise ConfigError(self.problems)
@@ -226,7 +238,7 @@ class _Checker:
             daemon=daemon, http=http, oauth_apps=_values(apps),
             imap_connections=_values(connections), accounts=_values(accounts),
             plugins=plugins, runtime=runtime, path=path, base_dir=self.base_dir,
-            warnings=tuple(self.warnings),
+            warnings=tuple(self.warnings), crm=crm,
         )
 
     # -- validation, one section or entry at a time ------------------------------------
@@ -368,11 +380,48 @@ class _Checker:
                 if name not in ids:
                     self.warn(("conversationParents", p, "accounts", a),
                               f'no account named "{name}" in {self.file}', file=runtime_file)
+        self.warn_shared_accounts(runtime, runtime_file)
         for index, account in accounts.items():
             if runtime.parent_for(account.id) is None:
                 self.warn(("accounts", index), f"no conversationParents entry in "
                           f"{runtime_file} serves \"{account.id}\": its mail cannot start "
                           "conversations")
+
+    def warn_shared_accounts(self, runtime: RuntimeConfig, runtime_file: str) -> None:
+        """An account listed by two conversation parents: the first wins (a warning).
+
+        A warning, not an error: the reference itself allows an account on several
+        parents (it then hides the message actions). The warning names the winner.
+        """
+        first: dict[str, int] = {}
+        for p, parent in enumerate(runtime.conversation_parents):
+            for a, name in enumerate(parent.accounts):
+                if name in first and first[name] != p:
+                    winner = runtime.conversation_parents[first[name]]
+                    self.warn(("conversationParents", p, "accounts", a),
+                              f'"{name}" is also listed by conversationParents[{first[name]}] '
+                              f"({winner.limetype}), which wins: its new conversations get "
+                              f"a {winner.limetype}, never a {parent.limetype}",
+                              file=runtime_file)
+                first.setdefault(name, p)
+
+    def check_outgoing(self, accounts: dict[int, Account]) -> None:
+        """Automatic mail needs phrases in the account's language and a template that exists.
+
+        Both used to fall back silently at send time (to English, to the default template).
+        """
+        for index, account in accounts.items():
+            if not has_phrases(account.language):
+                self.error(("accounts", index, "language"),
+                           f'no phrases for automatic mail in "{account.language}" '
+                           f"(available: {', '.join(sorted(CATALOGUE))})")
+            name = f"{account.template}.html"
+            if not ((self.base_dir / "templates" / name).is_file()
+                    or (_SHIPPED_TEMPLATES / name).is_file()):
+                shipped = ", ".join(sorted(p.stem for p in _SHIPPED_TEMPLATES.glob("*.html")))
+                self.error(("accounts", index, "template"),
+                           f'no template "{account.template}": neither templates/{name} '
+                           f"next to {self.file} nor a shipped one ({shipped})")
 
     def warn_about(self, daemon: DaemonSettings | None, http: HttpSettings | None,
                    apps: dict[int, OAuthApp], connections: dict[int, ImapConnection]) -> None:

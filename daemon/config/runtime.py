@@ -12,13 +12,16 @@ Keys are camelCase exactly as in the reference; the Python attributes are snake_
 accepted in the file too. Unknown keys are errors, so a typo cannot silently fall back to
 a default.
 
-Two interpretations are ours and are documented in docs/config.md:
+Three interpretations are ours and are documented in docs/config.md:
 
 * ``identificationMethod`` accepts ``"messageId"``, ``"subject"``, both as a list, or
   ``"messageId,subject"``; :attr:`RuntimeConfig.identification_methods` is the set.
 * ``conversationParents[].accounts`` empty (the default) means *every account*; naming an
   account that the TOML does not configure is a warning (the reference example's
   ``"<account_id>"`` placeholder must still load), reported by :mod:`daemon.config.load`.
+* ``conversationParents[].properties`` may also be the reference's simplified form, an
+  object from property to value name (``{"subject": "email_subject", "source": "email"}``);
+  :func:`expand_simplified_properties` turns it into the full form before validation.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ __all__ = [
     "PropertyMapping",
     "RuntimeConfig",
     "SendMessageAction",
+    "SIMPLIFIED_VALUES",
     "TextSnippetLimetype",
+    "expand_simplified_properties",
     "load_runtime",
     "parse_runtime",
     "read_json",
@@ -55,6 +60,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
@@ -64,6 +70,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from daemon.config.crm import CrmNames
 from daemon.config.problems import fail_at, problems_from_validation_error
 from daemon.errors import ConfigError, ConfigProblem
 
@@ -79,6 +86,17 @@ MESSAGE_PROPERTIES = (
 IdentificationMethod = Literal["messageId", "subject"]
 
 _SEARCH_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+_FOLLOW = re.compile(r"(?P<relation>[A-Za-z][A-Za-z0-9]*)_from_(?P<start>[A-Za-z][A-Za-z0-9]*)")
+
+#: The value names of the simplified ``properties`` form and the message value each takes.
+#: ``sender_email`` on a property named after a follower parent (``person``) looks that
+#: object up by address instead; ``<relation>_from_<property>`` follows a relation.
+SIMPLIFIED_VALUES = {
+    "email_subject": "subject",
+    "email_body": "plainText",
+    "sender_email": "fromAddress",
+    "sender_name": "fromName",
+}
 
 
 class _RuntimeModel(BaseModel):
@@ -320,6 +338,18 @@ class RuntimeConfig(_RuntimeModel):
     text_snippet: TextSnippetLimetype = TextSnippetLimetype()
     conversation_message_error: ConversationMessageErrorLimetype = (
         ConversationMessageErrorLimetype())
+    _crm: CrmNames = PrivateAttr(default_factory=CrmNames)
+
+    @property
+    def crm(self) -> CrmNames:
+        """The ``[crm]`` names of the TOML (defaults until :meth:`with_crm`)."""
+        return self._crm
+
+    def with_crm(self, crm: CrmNames) -> RuntimeConfig:
+        """A copy that carries the TOML's ``[crm]`` names (see :mod:`daemon.config.crm`)."""
+        copy = self.model_copy()
+        copy._crm = crm
+        return copy
 
     @property
     def identification_methods(self) -> frozenset[str]:
@@ -369,6 +399,65 @@ class RuntimeConfig(_RuntimeModel):
         return value
 
 
+def expand_simplified_properties(properties: Mapping[str, Any],
+                                 addresses: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The full ``properties`` entries for the reference's simplified form.
+
+    Each ``"property": value`` becomes one entry, in order:
+
+    * ``email_subject``, ``email_body``, ``sender_name``: that message value
+      (``subject``, ``plainText``, ``fromName``);
+    * ``sender_email``: the sender's address, or — on a property named after a follower
+      parent limetype (``"person": "sender_email"``) — the object of that limetype with
+      that address (``searchPath`` ``person.email``);
+    * ``<relation>_from_<property>`` (``company_from_person``): follow ``relation`` from
+      the object an earlier property found (``searchPath`` ``person.company``);
+    * anything else (``"source": "email"``, a number, ``true``, ``null``): the literal value.
+
+    Args:
+        properties: the simplified object.
+        addresses: each follower parent's limetype and address property.
+    """
+    entries: list[dict[str, Any]] = []
+    for prop, value in properties.items():
+        entry: dict[str, Any] = {"property": prop}
+        follow = _FOLLOW.fullmatch(value) if isinstance(value, str) else None
+        if value == "sender_email" and prop in addresses:
+            entry |= {"messageProperty": "fromAddress",
+                      "searchPath": f"{prop}.{addresses[prop]}"}
+        elif isinstance(value, str) and value in SIMPLIFIED_VALUES:
+            entry["messageProperty"] = SIMPLIFIED_VALUES[value]
+        elif follow is not None:
+            entry["searchPath"] = f"{follow['start']}.{follow['relation']}"
+        else:
+            entry["default"] = value
+        entries.append(entry)
+    return entries
+
+
+def _expand_parents(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with every simplified ``conversationParents[].properties`` expanded."""
+    key = next((k for k in ("conversationParents", "conversation_parents") if k in data),
+               None)
+    parents = data.get(key) if key else None
+    if not isinstance(parents, list) or not any(
+            isinstance(p, Mapping) and isinstance(p.get("properties"), Mapping)
+            for p in parents):
+        return data
+    followers = data.get("followerParents", data.get("follower_parents"))
+    addresses = {"person": "email", "coworker": "email"}
+    if isinstance(followers, list):
+        addresses = {f["limetype"]: str(f.get("propertyAddress",
+                                              f.get("property_address", "email")))
+                     for f in followers
+                     if isinstance(f, Mapping) and isinstance(f.get("limetype"), str)}
+    expanded = [
+        {**p, "properties": expand_simplified_properties(p["properties"], addresses)}
+        if isinstance(p, Mapping) and isinstance(p.get("properties"), Mapping) else p
+        for p in parents]
+    return {**data, str(key): expanded}
+
+
 def parse_runtime(data: Any, *, file: str) -> RuntimeConfig:
     """Validate the decoded runtime JSON.
 
@@ -386,7 +475,7 @@ def parse_runtime(data: Any, *, file: str) -> RuntimeConfig:
     if not isinstance(data, Mapping):
         raise ConfigError([ConfigProblem(file, "", "must be a JSON object")])
     try:
-        return RuntimeConfig.model_validate(data)
+        return RuntimeConfig.model_validate(_expand_parents(data))
     except ValidationError as exc:
         raise ConfigError(problems_from_validation_error(
             exc, file=file, model=RuntimeConfig, flavour="json")) from None

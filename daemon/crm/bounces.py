@@ -52,8 +52,8 @@ def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
         ecfg.property_error_message: text or "delivery failed",
         ecfg.property_date: now.isoformat(),
         ecfg.relation_message_follower: mf_id,
-        "status": bounce.status,
-        "recipient": bounce.recipient,
+        runtime.crm.error_status: bounce.status,
+        runtime.crm.error_recipient: bounce.recipient,
     })
     message_follower = tx.get(mfcfg.limetype, mf_id)
     follower_id = message_follower.get(mfcfg.relation_follower) if message_follower else None
@@ -63,7 +63,7 @@ def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
         if follower is not None:
             conversation_id = follower.get(fcfg.relation_conversation)
             if bounce.permanent:
-                tx.update(fcfg.limetype, follower_id, {"failing": True})
+                tx.update(fcfg.limetype, follower_id, {runtime.crm.follower_failing: True})
     return BounceRecord(error_id, mf_id, conversation_id)
 
 

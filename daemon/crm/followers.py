@@ -29,6 +29,7 @@ __all__ = [
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.crm.relations import append_related
 from daemon.mail.model import ParsedMessage
 from daemon.store.base import Obj, Tx
 
@@ -110,6 +111,7 @@ def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
                 **links,
             }
             follower_id = tx.create(fcfg.limetype, props)
+            _link_parents(tx, runtime, links, follower_id)
         else:
             follower_id = follower.id
             if not follower.get(fcfg.property_active, True):
@@ -144,6 +146,14 @@ def vouch(tx: Tx, runtime: Any, followers: list[Obj]) -> None:
     for follower in followers:
         if follower.get(VOUCHED) is False:
             tx.update(runtime.follower.limetype, follower.id, {VOUCHED: True})
+
+
+def _link_parents(tx: Tx, runtime: Any, links: dict[str, int], follower_id: int) -> None:
+    """List the new follower under each follower parent's ``relationFollower``."""
+    for parent in runtime.follower_parents:
+        if parent.limetype in links:
+            append_related(tx, parent.limetype, links[parent.limetype],
+                           parent.relation_follower, follower_id)
 
 
 def _follower_parents(tx: Tx, runtime: Any, email: str) -> tuple[dict[str, int], str]:

@@ -8,8 +8,11 @@ Methods, strongest first (helpdesk-ingestion research, "Threading order"):
    Message-IDs.
 3. ``references``: an id in In-Reply-To/References is the Message-ID of a stored message,
    or of a copy we sent to one follower.
-4. ``subject-tag``: ``[#<conversation id>]`` in the subject — only when the sender already
-   follows that conversation; a stranger quoting a tag gets a new conversation.
+4. ``subject-tag``: ``[#<number>]`` in the subject — only when the sender already
+   follows that conversation; a stranger quoting a tag gets a new conversation. The
+   number is the parent's number (``[crm] parent_numbers``, ``helpdesknumber``), or the
+   conversation id when the parent has no whole-number number (and for tags sent before
+   numbering existed).
 
 Methods 1–3 run when ``identificationMethod`` includes ``messageId``; 4 when it includes
 ``subject``. The result is a list of candidates, best first, without repeats, for the
@@ -18,7 +21,8 @@ Methods 1–3 run when ``identificationMethod`` includes ``messageId``; 4 when i
 
 from __future__ import annotations
 
-__all__ = ["SUBJECT_TAG", "find_candidates", "reference_chain", "subject_tag"]
+__all__ = ["SUBJECT_TAG", "conversation_tag", "find_candidates", "reference_chain",
+           "replied_message", "subject_tag"]
 
 import re
 from collections.abc import Callable, Iterable
@@ -28,14 +32,41 @@ from daemon.crm.followers import followers_by_address
 from daemon.mail.ids import find_body_markers
 from daemon.mail.model import ParsedMessage
 from daemon.plugins.events import Candidate
-from daemon.store.base import Tx
+from daemon.store.base import Obj, Tx
 
 SUBJECT_TAG = re.compile(r"\[#(\d{1,18})\]")
 
 
-def subject_tag(conversation_id: int) -> str:
+def subject_tag(number: int) -> str:
     """The tag put in outgoing subjects when the subject method is on."""
-    return f"[#{conversation_id}]"
+    return f"[#{number}]"
+
+
+def conversation_tag(tx: Tx, runtime: Any, conversation: Obj) -> str:
+    """The subject tag of ``conversation``: its parent's number, else its own id."""
+    for parent in runtime.conversation_parents:
+        prop = runtime.crm.number_property(parent.limetype)
+        parent_id = conversation.get(runtime.crm.parent_link(parent.limetype))
+        if prop is None or type(parent_id) is not int:
+            continue
+        found = tx.get(parent.limetype, parent_id)
+        number = found.get(prop) if found is not None else None
+        if type(number) is int:
+            return subject_tag(number)
+    return subject_tag(conversation.id)
+
+
+def replied_message(tx: Tx, runtime: Any, message: ParsedMessage) -> int | None:
+    """The stored conversation message ``message`` answers (nearest in its chain), if any.
+
+    In-Reply-To first, then References newest first; an id may be a stored message's
+    Message-ID or the one we gave a follower's copy.
+    """
+    for message_id in reference_chain(message):
+        stored = _stored_message(tx, runtime, message_id)
+        if stored is not None:
+            return stored.id
+    return None
 
 
 def reference_chain(message: ParsedMessage) -> list[str]:
@@ -85,17 +116,25 @@ def _signed(tx: Tx, runtime: Any, ids: Iterable[str], method: str,
 
 def _stored(tx: Tx, runtime: Any, chain: list[str]) -> list[Candidate]:
     """Conversations of stored messages (or per-follower copies) named in the chain."""
-    cm, mf = runtime.conversation_message, runtime.message_follower
+    cm = runtime.conversation_message
     result = []
     for message_id in chain:
-        stored = tx.find_one(cm.limetype, {cm.property_email_id: message_id})
-        if stored is None:
-            copy = tx.find_one(mf.limetype, {mf.property_message_id: message_id})
-            if copy is not None:
-                stored = tx.get(cm.limetype, copy.get(mf.relation_conversation_message))
+        stored = _stored_message(tx, runtime, message_id)
         if stored is not None and stored.get(cm.relation_conversation):
             result.append(Candidate(stored.get(cm.relation_conversation), "references"))
     return result
+
+
+def _stored_message(tx: Tx, runtime: Any, message_id: str) -> Obj | None:
+    """The conversation message with this Message-ID, or whose follower copy had it."""
+    cm, mf = runtime.conversation_message, runtime.message_follower
+    stored = tx.find_one(cm.limetype, {cm.property_email_id: message_id})
+    if stored is None:
+        copy = tx.find_one(mf.limetype, {mf.property_message_id: message_id})
+        related = copy.get(mf.relation_conversation_message) if copy is not None else None
+        if type(related) is int:
+            stored = tx.get(cm.limetype, related)
+    return stored
 
 
 def _tagged(tx: Tx, runtime: Any, message: ParsedMessage) -> list[Candidate]:
@@ -104,7 +143,23 @@ def _tagged(tx: Tx, runtime: Any, message: ParsedMessage) -> list[Candidate]:
         return []
     result = []
     for match in SUBJECT_TAG.finditer(message.subject):
-        conversation_id = int(match.group(1))
-        if message.from_.email in followers_by_address(tx, runtime, conversation_id):
-            result.append(Candidate(conversation_id, "subject-tag"))
+        for conversation_id in _tagged_conversations(tx, runtime, int(match.group(1))):
+            if message.from_.email in followers_by_address(tx, runtime, conversation_id):
+                result.append(Candidate(conversation_id, "subject-tag"))
     return result
+
+
+def _tagged_conversations(tx: Tx, runtime: Any, number: int) -> list[int]:
+    """Conversations a tag's number may name: numbered parents first, then the id."""
+    found = []
+    for parent in runtime.conversation_parents:
+        prop = runtime.crm.number_property(parent.limetype)
+        if prop is None:
+            continue
+        for obj in tx.find(parent.limetype, {prop: number}, limit=10):
+            conversation_id = obj.get(parent.relation_conversation)
+            if type(conversation_id) is int:
+                found.append(conversation_id)
+    if tx.get(runtime.conversation.limetype, number) is not None:
+        found.append(number)
+    return found

@@ -16,7 +16,8 @@ transaction keeps the raw bytes with the error and a ``conversationmessageerror`
 
 from __future__ import annotations
 
-__all__ = ["ImportJob", "ImportResult", "Processing", "import_message", "record_failure"]
+__all__ = ["ImportJob", "ImportResult", "Processing", "engine_id", "import_message",
+           "record_failure"]
 
 import html
 from collections.abc import Callable, Mapping
@@ -28,9 +29,11 @@ import pluggy
 
 from daemon.crm.bounces import record_bounce
 from daemon.crm.followers import Participant, add_followers, participants
-from daemon.crm.identify import find_candidates
+from daemon.crm.identify import find_candidates, replied_message
 from daemon.crm.mapping import map_parent_properties, message_properties
+from daemon.crm.relations import append_related
 from daemon.crm.replies import auto_reply_due, take_auto_reply_allowance
+from daemon.crm.unread import note_unread
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.messages import Outcome, OutcomeStatus, RawMessage
 from daemon.plugins.events import MessageImported
@@ -123,11 +126,13 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
         conversation_id, parent_id = _start_conversation(tx, ctx, parent_cfg, parsed)
         if previous is not None:
             tx.update(ctx.runtime.conversation.limetype, conversation_id,
-                      {"previousconversation": previous})
+                      {ctx.runtime.crm.conversation_previous: previous})
     else:
         parent_id = _parent_of(tx, ctx, parent_cfg, conversation_id)
     assert conversation_id is not None
     message_id = _create_message(tx, ctx, raw, parsed, job.classification, conversation_id)
+    if kind is MessageKind.NORMAL:
+        _note_incoming(tx, ctx, parsed, conversation_id)
     people = participants(parsed, ctx.own_addresses)
     followers = add_followers(tx, ctx.runtime, conversation_id, message_id,
                               parsed.message_id, people,
@@ -320,38 +325,72 @@ def _start_conversation(tx: Tx, ctx: Processing, parent_cfg: Any, parsed: Parsed
     props = map_parent_properties(tx, parent_cfg.properties, message_properties(parsed))
     call_hook(ctx.pm, "postroom_conversation_parent_properties", message=parsed,
               limetype=parent_cfg.limetype, properties=props)
+    _number_parent(tx, ctx, parent_cfg.limetype, props)
     props[parent_cfg.relation_conversation] = conversation_id
     parent_id = tx.create(parent_cfg.limetype, props)
-    tx.update(ccfg.limetype, conversation_id, {parent_cfg.limetype: parent_id})
+    tx.update(ccfg.limetype, conversation_id,
+              {ctx.runtime.crm.parent_link(parent_cfg.limetype): parent_id})
     return conversation_id, parent_id
+
+
+def _number_parent(tx: Tx, ctx: Processing, limetype: str, props: dict[str, Any]) -> None:
+    """Give a new parent the next number of its limetype's sequence (``[crm]
+    parent_numbers``), unless the mapping or a plugin already set one (a connector to an
+    external CRM supplies its own). The sequence is ``parent:<limetype>``."""
+    prop = ctx.runtime.crm.number_property(limetype)
+    if prop is not None and props.get(prop) in (None, ""):
+        props[prop] = tx.next_number(f"parent:{limetype}")
+
+
+def _note_incoming(tx: Tx, ctx: Processing, parsed: ParsedMessage,
+                   conversation_id: int) -> None:
+    """A person wrote: the conversation is unread until an agent answers or reads it."""
+    note_unread(tx, ctx.runtime, conversation_id, _date(ctx, parsed))
 
 
 def _parent_of(tx: Tx, ctx: Processing, parent_cfg: Any, conversation_id: int) -> int | None:
     if parent_cfg is None:
         return None
     conversation = tx.get(ctx.runtime.conversation.limetype, conversation_id)
-    return conversation.get(parent_cfg.limetype) if conversation else None
+    link = ctx.runtime.crm.parent_link(parent_cfg.limetype)
+    return conversation.get(link) if conversation else None
 
 
 def _create_message(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
                     classification: Classification, conversation_id: int) -> int:
-    mcfg = ctx.runtime.conversation_message
+    mcfg, names = ctx.runtime.conversation_message, ctx.runtime.crm
     body = parsed.html if parsed.html else _text_as_html(parsed.text)
-    return tx.create(mcfg.limetype, {
+    props = {
         mcfg.relation_conversation: conversation_id,
         mcfg.property_message: body,
         mcfg.property_email_id: parsed.message_id,
         mcfg.property_unique_id: raw.source_key,
+        mcfg.property_email_engine_id: engine_id(raw.source_key),
         mcfg.property_date: _date(ctx, parsed),
         mcfg.property_source: ctx.runtime.conversation.source_option,
-        "subject": parsed.subject,
-        "plaintext": parsed.text,
-        "fromaddress": parsed.from_.email if parsed.from_ else None,
-        "direction": "incoming",
-        "kind": classification.kind.value,
-        "rules": list(classification.rules),
-        "account": raw.account,
-    })
+        names.message_subject: parsed.subject,
+        names.message_plaintext: parsed.text,
+        names.message_from_address: parsed.from_.email if parsed.from_ else None,
+        names.message_direction: "incoming",
+        names.message_kind: classification.kind.value,
+        names.message_rules: list(classification.rules),
+        names.message_account: raw.account,
+    }
+    answered = replied_message(tx, ctx.runtime, parsed)
+    if answered is not None:
+        props[ctx.runtime.conversation.property_reply_to_id] = answered
+    return tx.create(mcfg.limetype, props)
+
+
+def engine_id(key: str) -> str:
+    """The intake's own id of a message: its source key without intake and account.
+
+    ``imap:support:INBOX:1700000:42`` gives ``INBOX:1700000:42`` (folder, UIDVALIDITY,
+    UID), ``maildir:support:1700000.M1P2.host`` the Maildir file name, ``deliver:...`` the
+    SHA-256 of the bytes. ``:`` inside a part stays escaped as in the source key.
+    """
+    parts = key.split(":", 2)
+    return parts[2] if len(parts) == 3 else key
 
 
 def _attach_files(tx: Tx, ctx: Processing, parent_cfg: Any, parent_id: int | None,
@@ -367,13 +406,16 @@ def _attach_files(tx: Tx, ctx: Processing, parent_cfg: Any, parent_id: int | Non
         }
         if parent_cfg is not None and parent_id is not None:
             props[parent_cfg.limetype] = parent_id
-        tx.create(dcfg.limetype, props)
+        document_id = tx.create(dcfg.limetype, props)
+        if parent_cfg is not None and parent_id is not None:
+            append_related(tx, parent_cfg.limetype, parent_id, parent_cfg.relation_document,
+                           document_id)
     for image in parsed.inline_images:
         file_id = tx.put_file(image.data, image.filename, image.content_type)
         tx.create(ecfg.limetype, {
             ecfg.relation_conversation_message: message_id,
             ecfg.property_document: file_id,
-            "contentid": image.content_id,
+            ctx.runtime.crm.embedded_file_content_id: image.content_id,
         })
 
 

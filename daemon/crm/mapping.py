@@ -10,6 +10,10 @@ Each entry of ``conversationParents[].properties`` has one of these forms (the r
     {"property": "source", "default": "email"}                     # a constant
     {"property": "x", "messageProperty": "subject", "default": "-"}  # value or default
 
+The reference's simplified form (``{"subject": "email_subject", "person": "sender_email"}``)
+arrives here already expanded into these entries
+(:func:`daemon.config.runtime.expand_simplified_properties`).
+
 A search that finds nothing leaves the property empty (or at its default); it never fails
 the import. Entries are applied in order, so a relation can be followed from a property an
 earlier entry set.

@@ -22,6 +22,9 @@ def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
     for parent in runtime.follower_parents:
         indexes.append((parent.limetype, parent.property_address, False))
     for parent in runtime.conversation_parents:
+        number = runtime.crm.number_property(parent.limetype)
+        if number is not None:
+            indexes.append((parent.limetype, number, False))
         for entry in parent.properties:
             if entry.search_path and entry.message_property:
                 limetype, _, prop = entry.search_path.partition(".")

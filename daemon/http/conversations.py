@@ -4,6 +4,7 @@ Routes::
 
     POST /api/v1/conversations/<id>/messages   queue a reply to every follower (202)
     GET  /api/v1/conversations/<id>/actions    the sendMessageActions on offer
+    POST /api/v1/conversations/<id>/read       an agent read it: clear the earliest unread
     POST /api/v1/files?filename=NAME           store an attachment's bytes (201)
 
 ``POST .../messages`` takes a JSON object (see :class:`daemon.outbox.reply.ReplyRequest`)::
@@ -15,8 +16,10 @@ Routes::
 and answers ``202`` once every copy is committed to the outbox, with the new message's
 id, the outbox ids and the recipients; then wakes the outbox actor and runs the chosen
 action through the ``postroom_message_action`` hook (its result is in the answer; the mail
-is queued whatever the action does). Refusals: ``400`` (a field is wrong, an attachment
-or snippet does not exist, an action is not offered), ``403`` (the coworker's groups may
+is queued whatever the action does, and ``handled: false`` comes with an ``error`` saying
+why: no loaded plugin declares the id, or the plugin did not run it). Refusals: ``400`` (a
+field is wrong, an attachment or snippet does not exist, an action is not offered),
+``403`` (the coworker's groups may
 not use the account), ``404`` (no such conversation), ``413`` (the composed message is
 larger than the account's ``max_outgoing_bytes``; the answer names the size and the
 limit), ``422`` (nobody to send to). A refused reply leaves nothing behind.
@@ -36,6 +39,7 @@ import structlog
 from quart import Blueprint, jsonify, request
 
 from daemon.config import load_secret_key
+from daemon.crm.unread import mark_read
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, json_object
 from daemon.outbox.compose import OutgoingTooLarge
@@ -48,6 +52,7 @@ from daemon.outbox.reply import (
     offered_actions,
     queue_reply,
 )
+from daemon.plugins.actions import handled_action_ids
 from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
@@ -98,6 +103,13 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
         return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
                          "params": a.action.params}
                         for a in offered_actions(daemon.config.runtime, account_id)])
+
+    @bp.post("/api/v1/conversations/<int:conversation_id>/read")
+    async def read(conversation_id: int) -> Any:
+        found = await daemon.store.run(mark_read, daemon.config.runtime, conversation_id)
+        if not found:
+            return jsonify(error=f"no conversation with id {conversation_id}"), 404
+        return jsonify(conversation=conversation_id, read=True), 200
 
     @bp.post("/api/v1/files")
     async def upload() -> Any:
@@ -205,10 +217,16 @@ async def _run_action(daemon: DaemonContext, action: Any, result: ReplyResult
                             conversation_message_id=result.conversation_message_id,
                             parent_limetype=limetype, parent_id=parent_id,
                             update_parent=update_parent)
+    if action.action.id not in handled_action_ids(daemon.pm):
+        return answer | {"error": f"no loaded plugin handles {action.action.id!r}: the "
+                                  "message was sent and nothing else was done"}
     outcome = await call_async_hook(daemon.pm, "postroom_message_action",
                                     action_id=action.action.id,
                                     params=action.action.params, context=context)
-    return answer | {"handled": bool(outcome)}
+    if not outcome:
+        return answer | {"error": f"the plugin handling {action.action.id!r} did not run "
+                                  "it (see the log)"}
+    return answer | {"handled": True}
 
 
 def _update_parent(tx: Tx, account: str, limetype: str, parent_id: int,

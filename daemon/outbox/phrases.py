@@ -3,16 +3,18 @@
 The merge codes ``conversation_update_info``, ``other_followers_info`` and ``reply_info``
 and the "... wrote:" lines of the quoted history are ours to word; everything else in a
 message is the template's or the agent's. The language is the account's ``language``
-("Language for automatic emails"); a tag we have no catalogue for falls back to its
-primary subtag (``pt-BR`` -> ``pt``), then to English. Adding a language is adding one
-:class:`Phrases` value to :data:`CATALOGUE`.
+("Language for automatic emails"): English, Swedish, Norwegian (Bokmål, ``nb``), Danish,
+Finnish, German, Dutch, French and Spanish, all written by us. A regional tag uses its
+primary subtag (``sv-FI`` -> ``sv``); ``check-config`` rejects a language that has neither
+(:func:`has_phrases`), so the English fallback of :func:`phrases_for` is only a safety net.
+Adding a language is adding one :class:`Phrases` value to :data:`CATALOGUE`.
 
 Placeholders are ``str.format`` fields, filled with plain text; the template escapes them.
 """
 
 from __future__ import annotations
 
-__all__ = ["CATALOGUE", "Phrases", "phrases_for"]
+__all__ = ["CATALOGUE", "Phrases", "has_phrases", "phrases_for"]
 
 from dataclasses import dataclass
 
@@ -79,10 +81,89 @@ CATALOGUE: dict[str, Phrases] = {
         wrote="Am {date} schrieb {sender}:",
         attachments_omitted="Die Anhänge waren zu groß für den Versand per E-Mail: {names}.",
     ),
+    "nb": Phrases(
+        update_reply="{sender} svarte i samtalen «{subject}».",
+        update_notification="{sender} ({address}) skrev i samtalen «{subject}».",
+        update_auto_reply="Vi har mottatt meldingen din «{subject}».",
+        others="Denne meldingen ble også sendt til {names}.",
+        reply_info="Svar på denne e-posten for å svare; alle som følger samtalen, "
+                   "ser svaret ditt.",
+        reply_info_auto="Svar på denne e-posten hvis du vil legge til noe i saken din.",
+        wrote="{date} skrev {sender}:",
+        attachments_omitted="Vedleggene var for store til å videresendes på e-post: "
+                            "{names}.",
+    ),
+    "da": Phrases(
+        update_reply="{sender} svarede i samtalen »{subject}«.",
+        update_notification="{sender} ({address}) skrev i samtalen »{subject}«.",
+        update_auto_reply="Vi har modtaget din besked »{subject}«.",
+        others="Denne besked blev også sendt til {names}.",
+        reply_info="Svar på denne e-mail for at svare; alle, der følger samtalen, "
+                   "kan se dit svar.",
+        reply_info_auto="Svar på denne e-mail, hvis du vil tilføje noget til din sag.",
+        wrote="{date} skrev {sender}:",
+        attachments_omitted="Vedhæftningerne var for store til at blive videresendt pr. "
+                            "e-mail: {names}.",
+    ),
+    "fi": Phrases(
+        update_reply="{sender} vastasi keskusteluun ”{subject}”.",
+        update_notification="{sender} ({address}) kirjoitti keskusteluun ”{subject}”.",
+        update_auto_reply="Olemme vastaanottaneet viestisi ”{subject}”.",
+        others="Tämä viesti lähetettiin myös vastaanottajille {names}.",
+        reply_info="Vastaa tähän sähköpostiin; kaikki keskustelua seuraavat näkevät "
+                   "vastauksesi.",
+        reply_info_auto="Vastaa tähän sähköpostiin, jos haluat lisätä jotain asiaasi.",
+        wrote="{date} {sender} kirjoitti:",
+        attachments_omitted="Liitteet olivat liian suuria lähetettäviksi sähköpostitse: "
+                            "{names}.",
+    ),
+    "nl": Phrases(
+        update_reply="{sender} heeft gereageerd in het gesprek ‘{subject}’.",
+        update_notification="{sender} ({address}) schreef in het gesprek ‘{subject}’.",
+        update_auto_reply="We hebben uw bericht ‘{subject}’ ontvangen.",
+        others="Dit bericht is ook verstuurd naar {names}.",
+        reply_info="Beantwoord deze e-mail om te reageren; iedereen die het gesprek volgt, "
+                   "ziet uw antwoord.",
+        reply_info_auto="Beantwoord deze e-mail als u iets aan uw melding wilt toevoegen.",
+        wrote="Op {date} schreef {sender}:",
+        attachments_omitted="De bijlagen waren te groot om per e-mail door te sturen: "
+                            "{names}.",
+    ),
+    "fr": Phrases(
+        update_reply="{sender} a répondu dans la conversation « {subject} ».",
+        update_notification="{sender} ({address}) a écrit dans la conversation "
+                            "« {subject} ».",
+        update_auto_reply="Nous avons bien reçu votre message « {subject} ».",
+        others="Ce message a aussi été envoyé à {names}.",
+        reply_info="Répondez à cet e-mail pour répondre ; toutes les personnes qui suivent "
+                   "la conversation verront votre réponse.",
+        reply_info_auto="Répondez à cet e-mail si vous souhaitez compléter votre demande.",
+        wrote="Le {date}, {sender} a écrit :",
+        attachments_omitted="Les pièces jointes étaient trop volumineuses pour être "
+                            "transférées par e-mail : {names}.",
+    ),
+    "es": Phrases(
+        update_reply="{sender} respondió en la conversación «{subject}».",
+        update_notification="{sender} ({address}) escribió en la conversación «{subject}».",
+        update_auto_reply="Hemos recibido su mensaje «{subject}».",
+        others="Este mensaje también se envió a {names}.",
+        reply_info="Responda a este correo para contestar; todas las personas que siguen "
+                   "la conversación verán su respuesta.",
+        reply_info_auto="Responda a este correo si desea añadir algo a su caso.",
+        wrote="El {date}, {sender} escribió:",
+        attachments_omitted="Los archivos adjuntos eran demasiado grandes para reenviarlos "
+                            "por correo: {names}.",
+    ),
 }
 
 
+def has_phrases(language: str) -> bool:
+    """Whether ``language`` (or its primary subtag) has a catalogue."""
+    tag = language.lower()
+    return tag in CATALOGUE or tag.split("-")[0] in CATALOGUE
+
+
 def phrases_for(language: str) -> Phrases:
-    """The catalogue for ``language`` (a tag like ``sv`` or ``pt-BR``), else English."""
+    """The catalogue for ``language`` (a tag like ``sv`` or ``sv-FI``), else English."""
     tag = language.lower()
     return CATALOGUE.get(tag) or CATALOGUE.get(tag.split("-")[0]) or CATALOGUE["en"]

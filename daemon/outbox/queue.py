@@ -56,7 +56,7 @@ import jinja2
 from markupsafe import Markup
 
 from daemon.crm.followers import is_vouched, vouch
-from daemon.crm.identify import SUBJECT_TAG, subject_tag
+from daemon.crm.identify import SUBJECT_TAG, conversation_tag
 from daemon.mail.ids import body_marker, make_message_id
 from daemon.outbox.budget import HELD, take_automatic_mail_budget
 from daemon.outbox.compose import (
@@ -347,47 +347,51 @@ def _content(tx: Tx, out: Outgoing, kind: str, conversation: Obj, message: Obj,
              followers: list[_Recipient]) -> _Content:
     rt, account = out.runtime, out.account
     cm = rt.conversation_message
-    base = str(conversation.get(rt.conversation.property_subject) or message.get("subject")
-               or "")
+    names = rt.crm
+    base = str(conversation.get(rt.conversation.property_subject)
+               or message.get(names.message_subject) or "")
     topic = " ".join(SUBJECT_TAG.sub("", _PREFIX.sub("", base)).split())
-    names = {f.mailbox.address: f.mailbox.name for f in followers}
-    history = _history(tx, out, conversation.id, message.id, names,
+    known = {f.mailbox.address: f.mailbox.name for f in followers}
+    history = _history(tx, out, conversation.id, message.id, known,
                        include_current=kind == "auto_reply")
     store_context = _store_context(tx, out, conversation)
+    tag = conversation_tag(tx, rt, conversation)
     if kind == "auto_reply":
         author = Mailbox(account.email, account.name or "")
         subject = render_text(account.auto_reply.subject, store_context).strip()
-        return _Content(_subject(out, conversation.id, subject or base, reply=not subject),
+        return _Content(_subject(out, tag, subject or base, reply=not subject),
                         topic, author, tuple(history), (), (), store_context,
                         auto_body=account.auto_reply.body)
-    address = str(message.get("fromaddress") or "").lower()
-    author = Mailbox(address, str(message.get("fromname") or names.get(address, "")))
+    address = str(message.get(names.message_from_address) or "").lower()
+    author = Mailbox(address, str(message.get(names.message_from_name)
+                                  or known.get(address, "")))
     html = str(message.get(cm.property_message) or "")
     if kind == "reply":
         html += str(_signature(account))
     current = ThreadEntry(author, _date(message.get(cm.property_date)), html,
-                          ours=message.get("direction") == "outgoing")
+                          ours=message.get(names.message_direction) == "outgoing")
     attachments, inline = _files(tx, out, message.id)
-    return _Content(_subject(out, conversation.id, base, reply=True), topic, author,
+    return _Content(_subject(out, tag, base, reply=True), topic, author,
                     (current, *history), attachments, inline, store_context)
 
 
 def _history(tx: Tx, out: Outgoing, conversation_id: int, message_id: int,
              names: dict[str, str], *, include_current: bool) -> list[ThreadEntry]:
     """Earlier messages of the conversation, newest first, people's mail only."""
-    cm = out.runtime.conversation_message
+    cm, crm = out.runtime.conversation_message, out.runtime.crm
     entries = []
     for m in tx.find(cm.limetype, {cm.relation_conversation: conversation_id},
                      newest_first=True):
         if m.id > message_id or (m.id == message_id and not include_current):
             continue
-        if m.get("kind") in _NOT_HISTORY:
+        if m.get(crm.message_kind) in _NOT_HISTORY:
             continue
-        address = str(m.get("fromaddress") or "").lower()
-        sender = Mailbox(address, str(m.get("fromname") or names.get(address, "")))
+        address = str(m.get(crm.message_from_address) or "").lower()
+        sender = Mailbox(address, str(m.get(crm.message_from_name)
+                                      or names.get(address, "")))
         entries.append(ThreadEntry(sender, _date(m.get(cm.property_date)),
                                    str(m.get(cm.property_message) or ""),
-                                   ours=m.get("direction") == "outgoing"))
+                                   ours=m.get(crm.message_direction) == "outgoing"))
     return entries
 
 
@@ -403,9 +407,10 @@ def _files(tx: Tx, out: Outgoing, message_id: int
     inline = []
     for emb in tx.find(ecfg.limetype, {ecfg.relation_conversation_message: message_id}):
         stored = _file(tx, emb.get(ecfg.property_document))
-        if stored is not None and emb.get("contentid"):
+        content_id = emb.get(out.runtime.crm.embedded_file_content_id)
+        if stored is not None and content_id:
             inline.append(FilePart(stored.filename, stored.content_type, stored.data,
-                                   content_id=str(emb.get("contentid"))))
+                                   content_id=str(content_id)))
     return tuple(attachments), tuple(inline)
 
 
@@ -417,7 +422,7 @@ def _store_context(tx: Tx, out: Outgoing, conversation: Obj) -> dict[str, Any]:
     """``{<parent limetype>: view, "conversation": view}`` for merge codes."""
     context: dict[str, Any] = {"conversation": StoreObject(tx, conversation)}
     for parent in out.runtime.conversation_parents:
-        parent_id = conversation.get(parent.limetype)
+        parent_id = conversation.get(out.runtime.crm.parent_link(parent.limetype))
         if type(parent_id) is int:
             found = tx.get(parent.limetype, parent_id)
             if found is not None:
@@ -425,15 +430,14 @@ def _store_context(tx: Tx, out: Outgoing, conversation: Obj) -> dict[str, Any]:
     return context
 
 
-def _subject(out: Outgoing, conversation_id: int, base: str, *, reply: bool) -> str:
-    """``Re: <subject>``, with the ``[#id]`` tag when the subject method is on."""
+def _subject(out: Outgoing, tag: str, base: str, *, reply: bool) -> str:
+    """``Re: <subject>``, with the ``[#number]`` tag when the subject method is on."""
     subject = " ".join(base.split())
     if reply:
         subject = "Re: " + _PREFIX.sub("", subject)
-    if "subject" in out.runtime.identification_methods:
-        tag = subject_tag(conversation_id)
-        if not any(m.group(0) == tag for m in SUBJECT_TAG.finditer(subject)):
-            subject = f"{subject} {tag}"
+    tagged = any(m.group(0) == tag for m in SUBJECT_TAG.finditer(subject))
+    if "subject" in out.runtime.identification_methods and not tagged:
+        subject = f"{subject} {tag}"
     return subject
 
 

@@ -16,9 +16,9 @@ does not exist, or nobody would receive the mail. Otherwise it writes:
    which raises :class:`~daemon.outbox.compose.OutgoingTooLarge` for a reply above the
    account's ``max_outgoing_bytes``, rolling all of it back.
 
-Coworker groups: the coworker object's ``groups`` property (a list of names, or one
-comma-separated string) must share a name with the account's ``groups``. An account with
-no ``groups`` may be used by every coworker.
+Coworker groups: the coworker object's ``groups`` property (``[crm] coworker_groups``; a
+list of names, or one comma-separated string) must share a name with the account's
+``groups``. An account with no ``groups`` may be used by every coworker.
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemon.crm.followers import Participant, add_followers
+from daemon.crm.relations import append_related
+from daemon.crm.unread import mark_read
 from daemon.mail.html import html_to_text, sanitize_html
 from daemon.outbox.queue import Outgoing, queue_to_followers
 from daemon.store.base import Obj, Tx
 
-#: The limetype of agents, and the property listing a coworker's user groups.
+#: The limetype of agents, and the default property listing a coworker's user groups
+#: (``[crm] coworker_groups``).
 COWORKER = "coworker"
 COWORKER_GROUPS = "groups"
 
@@ -139,15 +142,15 @@ def conversation_account(tx: Tx, runtime: Any, conversation_id: int) -> str | No
     """The account the conversation's mail arrived at (its first message that says so)."""
     cm = runtime.conversation_message
     for message in tx.find(cm.limetype, {cm.relation_conversation: conversation_id}):
-        if message.get("account"):
-            return str(message.get("account"))
+        if message.get(runtime.crm.message_account):
+            return str(message.get(runtime.crm.message_account))
     return None
 
 
 def conversation_parent(runtime: Any, conversation: Obj) -> tuple[str | None, int | None]:
     """``(limetype, id)`` of the object the conversation hangs off, or ``(None, None)``."""
     for parent in runtime.conversation_parents:
-        parent_id = conversation.get(parent.limetype)
+        parent_id = conversation.get(runtime.crm.parent_link(parent.limetype))
         if type(parent_id) is int:
             return parent.limetype, parent_id
     return None, None
@@ -178,11 +181,15 @@ def queue_reply(tx: Tx, out: Outgoing, request: ReplyRequest) -> ReplyResult:
     """Store the agent's reply and queue it to every follower (see the module docstring).
 
     Raises:
-        ReplyRefused: nothing was written (404 conversation, 403 groups, 400 otherwise).
+        ReplyRefused: nothing was written (404 conversation, 403 groups, 409 account
+            disabled, 400 otherwise).
         OutgoingTooLarge: the reply is above ``max_outgoing_bytes``; let the transaction
             roll back.
     """
     rt = out.runtime
+    if not out.account.enabled:
+        raise ReplyRefused(f"account {out.account_id!r} is disabled (enabled = false): "
+                           "it sends nothing", 409)
     conversation = tx.get(rt.conversation.limetype, request.conversation_id)
     if conversation is None:
         raise ReplyRefused(f"no conversation with id {request.conversation_id}", 404)
@@ -195,6 +202,7 @@ def queue_reply(tx: Tx, out: Outgoing, request: ReplyRequest) -> ReplyResult:
     _attach(tx, rt, message_id, request.attachments, parent_limetype, parent_id)
     add_followers(tx, rt, conversation.id, message_id, None, [author], vouched=True)
     _count_use(tx, rt, snippets, out.now().isoformat())
+    mark_read(tx, rt, conversation.id)
     ids = queue_to_followers(tx, out, conversation_id=conversation.id,
                              conversation_message_id=message_id, kind="reply",
                              author_email=author.email)
@@ -220,7 +228,7 @@ def _coworker(tx: Tx, out: Outgoing, coworker_id: int) -> Participant:
     if not email:
         raise ReplyRefused(f"coworker {coworker_id} has no email address")
     allowed = set(out.account.groups)
-    groups = _groups(coworker.get(COWORKER_GROUPS))
+    groups = _groups(coworker.get(out.runtime.crm.coworker_groups))
     if allowed and not allowed & groups:
         raise ReplyRefused(
             f"coworker {coworker_id} (groups: {', '.join(sorted(groups)) or 'none'}) may "
@@ -256,19 +264,20 @@ def _create_message(tx: Tx, out: Outgoing, conversation: Obj, author: Participan
                     coworker_id: int, html: str) -> int:
     rt = out.runtime
     cm = rt.conversation_message
+    names = rt.crm
     subject = str(conversation.get(rt.conversation.property_subject) or "")
     return tx.create(cm.limetype, {
         cm.relation_conversation: conversation.id,
         cm.property_message: html,
         cm.property_date: out.now().isoformat(),
         cm.property_source: rt.conversation.source_option,
-        "subject": subject,
-        "plaintext": html_to_text(html),
-        "fromaddress": author.email,
-        "fromname": author.name,
-        "direction": "outgoing",
-        "kind": "reply",
-        "account": out.account_id,
+        names.message_subject: subject,
+        names.message_plaintext: html_to_text(html),
+        names.message_from_address: author.email,
+        names.message_from_name: author.name,
+        names.message_direction: "outgoing",
+        names.message_kind: "reply",
+        names.message_account: out.account_id,
         COWORKER: coworker_id,
     })
 
@@ -287,7 +296,11 @@ def _attach(tx: Tx, runtime: Any, message_id: int, file_ids: tuple[int, ...],
         }
         if parent_limetype is not None and parent_id is not None:
             props[parent_limetype] = parent_id
-        tx.create(dcfg.limetype, props)
+        document_id = tx.create(dcfg.limetype, props)
+        relation = next((p.relation_document for p in runtime.conversation_parents
+                         if p.limetype == parent_limetype), None)
+        if relation is not None and parent_id is not None:
+            append_related(tx, str(parent_limetype), parent_id, relation, document_id)
 
 
 def _count_use(tx: Tx, runtime: Any, snippets: list[Obj], now: str) -> None:

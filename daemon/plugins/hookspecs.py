@@ -177,6 +177,22 @@ def postroom_message_imported(event: MessageImported) -> Awaitable[None] | None:
 # -------------------------------------------------------------------------------------
 
 
+@hookspec
+def postroom_message_actions() -> Iterable[str] | None:
+    """Declare the ``sendMessageActions`` ids this plugin handles.
+
+    :returns: the action ids (e.g. ``["limepkg_standard_actions.update-limeobject"]``), or
+        None for none. Collected: the ids of every plugin are joined.
+
+    Called synchronously by ``postroom check-config`` (which warns about a configured
+    action id nobody declares) and by the send API before ``postroom_message_action``
+    (whose answer then names an undeclared id instead of a silent ``handled: false``). An
+    exception counts as declaring nothing.
+
+    .. versionadded:: 0.1
+    """
+
+
 @hookspec(firstresult=True)
 def postroom_message_action(action_id: str, params: Mapping[str, Any],
                             context: ActionContext) -> Awaitable[bool] | bool | None:

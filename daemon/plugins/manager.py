@@ -127,6 +127,10 @@ def _register(pm: pluggy.PluginManager, name: str, load: Any) -> None:
         return
     try:
         plugin = load()
+        if pm.is_registered(plugin):  # an entry point already loaded the same module
+            log.info("plugin.already_loaded", plugin=name,
+                     registered_as=pm.get_name(plugin))
+            return
         pm.register(plugin, name=name)
     except Exception as exc:
         log.error("plugin.load_failed", plugin=name, error=f"{type(exc).__name__}: {exc}")

@@ -20,8 +20,9 @@ Files
 
 Daemon tables
     ``raw_messages`` (unique ``source_key``), ``checkpoints`` (account, key) -> value,
-    ``outbox`` (durable queue of outgoing mail) and ``events`` (an append-only log the API
-    and ``postroom events`` read).
+    ``outbox`` (durable queue of outgoing mail), ``events`` (an append-only log the API
+    and ``postroom events`` read) and ``sequences`` (named counters,
+    :meth:`Tx.next_number`).
 
 Implementations: :mod:`daemon.store.sqlite` (embedded default) and
 :mod:`daemon.store.postgres`. ``tests/store/test_contract.py`` runs against both.
@@ -188,6 +189,15 @@ class Tx(Protocol):
 
     def delete_checkpoints(self, account: str, prefix: str) -> None:
         """Remove every checkpoint of ``account`` whose key starts with ``prefix``."""
+
+    # -- sequences -------------------------------------------------------------------
+    def next_number(self, name: str) -> int:
+        """Count the sequence ``name`` up by one and return the new value (1 first).
+
+        The row is locked until the transaction ends, so two transactions — threads,
+        processes or PostgreSQL nodes — never get the same number; a rolled-back
+        transaction gives its number back. Names are free text.
+        """
 
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, item: OutboxItem) -> int:

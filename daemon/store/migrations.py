@@ -118,6 +118,11 @@ SQLITE: tuple[Migration, ...] = (
             data BLOB NOT NULL,
             created_at TEXT NOT NULL)""",
     )),
+    Migration(4, "named counters: conversation parents' human-facing numbers", (
+        """CREATE TABLE sequences (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL) WITHOUT ROWID""",
+    )),
 )
 
 
@@ -190,5 +195,10 @@ POSTGRES: tuple[Migration, ...] = (
             content_type text NOT NULL,
             data bytea NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now())""",
+    )),
+    Migration(4, "named counters: conversation parents' human-facing numbers", (
+        """CREATE TABLE sequences (
+            name text PRIMARY KEY,
+            value bigint NOT NULL)""",
     )),
 )

@@ -382,6 +382,16 @@ class Transaction:
         self._x("DELETE FROM checkpoints WHERE account = ? AND substr(key, 1, ?) = ?",
                 (account, len(prefix), prefix))
 
+    # -- sequences -------------------------------------------------------------------
+    def next_number(self, name: str) -> int:
+        # The upsert takes the row's write lock until the transaction ends (SQLite: the
+        # database's); the SELECT then reads this transaction's own value. No RETURNING:
+        # the store supports SQLite versions without it.
+        self._x("INSERT INTO sequences (name, value) VALUES (?, 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = sequences.value + 1", (name,))
+        row = self._x("SELECT value FROM sequences WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
     # -- outbox ----------------------------------------------------------------------
     def enqueue(self, item: OutboxItem) -> int:
         time_param = self._dialect.time_param

@@ -203,3 +203,97 @@ def test_limetype_and_property_names_the_store_refuses_are_named(tmp_path):
     ]
     code, lines = run(tmp_path / "runtime.json")
     assert code == 1 and len(lines) == 3 and lines[0].startswith(str(tmp_path))
+
+
+# -- issue 14: languages, templates, an account on two parents ---------------------------
+
+ISSUE_14_TOML = """\
+[daemon]
+runtime = "runtime.json"
+
+[[accounts]]
+id = "support"
+email = "support@a.example"
+auth = "maildir"
+maildir = "Maildir"
+language = "{language}"
+template = "{template}"
+"""
+
+
+def test_unknown_language_and_template_are_errors_with_the_key_path(here):
+    (here / "runtime.json").write_text("{}")
+    (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language="pt-BR",
+                                                             template="branded"))
+    code, lines = run("postroom.toml")
+    assert code == 1
+    assert lines == [
+        'postroom.toml: accounts[0].language: no phrases for automatic mail in "pt-BR" '
+        "(available: da, de, en, es, fi, fr, nb, nl, sv)",
+        'postroom.toml: accounts[0].template: no template "branded": neither '
+        "templates/branded.html next to postroom.toml nor a shipped one (default)"]
+
+
+def test_every_catalogued_language_and_a_local_template_pass(here):
+    (here / "runtime.json").write_text("{}")
+    (here / "templates").mkdir()
+    (here / "templates" / "branded.html").write_text("<p>{{ message }}</p>")
+    for language in ("en", "sv", "nb", "da", "fi", "de", "nl", "fr", "es", "fi-FI"):
+        (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language=language,
+                                                                 template="branded"))
+        assert run("postroom.toml")[0] == 0, language
+
+
+def test_an_account_on_two_parents_is_a_warning_naming_the_winner(here):
+    (here / "runtime.json").write_text(
+        '{"conversationParents": [{"limetype": "helpdesk", "accounts": ["support"]},'
+        ' {"limetype": "deal", "accounts": ["sales", "support"]}]}')
+    (here / "postroom.toml").write_text(ISSUE_14_TOML.format(language="en",
+                                                             template="default"))
+    code, lines = run("postroom.toml")
+    assert code == 0
+    assert 'warning: runtime.json: conversationParents[1].accounts[1]: "support" is also ' \
+           "listed by conversationParents[0] (helpdesk), which wins: its new " \
+           "conversations get a helpdesk, never a deal" in lines
+
+
+def test_a_send_message_action_no_plugin_handles_is_a_warning(here):
+    from daemon.plugins.actions import plugin_warnings
+
+    park = {"action": {"id": "limepkg_basic_helpdesk.helpdesk-park", "params": {}},
+            "label": "Send and update deadline"}
+    update = {"action": {"id": "limepkg_standard_actions.update-limeobject",
+                         "params": {"limeObject": {"helpdeskstatus": "waiting"}}},
+              "label": "Send and wait"}
+    import json
+    (here / "runtime.json").write_text(json.dumps({"conversationParents": [
+        {"limetype": "helpdesk", "sendMessageActions": [update, park]}]}))
+    toml = ISSUE_14_TOML.format(language="en", template="default").replace(
+        '[daemon]\n', '[daemon]\nplugins = ["plugins_contrib.update_limeobject"]\n')
+    (here / "postroom.toml").write_text(toml)
+    out = io.StringIO()
+    assert check_config("postroom.toml", environ={}, out=out,
+                        plugin_checks=plugin_warnings) == 0
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning")]
+    assert warnings == [
+        "warning: runtime.json: conversationParents[0].sendMessageActions[1].action.id: "
+        'no loaded plugin handles "limepkg_basic_helpdesk.helpdesk-park": the button '
+        '"Send and update deadline" would send the message and do nothing else']
+
+
+def test_check_config_prints_only_its_verdict_and_a_broken_plugin_warns(here):
+    from daemon.plugins.actions import plugin_warnings
+
+    (here / "runtime.json").write_text("{}")
+    toml = ISSUE_14_TOML.format(language="en", template="default").replace(
+        '[daemon]\n', '[daemon]\nplugins = ["plugins_contrib.update_limeobject", '
+        '"no_such_module_here"]\n')
+    (here / "postroom.toml").write_text(toml)
+    out = io.StringIO()
+    assert check_config("postroom.toml", environ={}, out=out,
+                        plugin_checks=plugin_warnings) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("OK: postroom.toml")
+    assert lines[1:] == [
+        "warning: postroom.toml: daemon.plugins: plugin 'no_such_module_here': "
+        "plugin.load_failed: ModuleNotFoundError: No module named 'no_such_module_here'"]

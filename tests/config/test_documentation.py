@@ -9,6 +9,7 @@ from daemon.config import (
     Account,
     AutoReply,
     ClosedParent,
+    CrmNames,
     DaemonSettings,
     HttpSettings,
     ImapConnection,
@@ -26,6 +27,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "[[accounts]]": Account,
     "auto_reply": AutoReply,
     "closed_parent": ClosedParent,
+    "[crm]": CrmNames,
 }
 
 
@@ -68,3 +70,45 @@ def test_example_toml_mentions_every_key(heading):
     missing = [key for key in config_keys(SECTIONS[heading])
                if not re.search(rf"^\s*#?\s*{key}\s*=|[{{,]\s*{key}\s*=", text, re.MULTILINE)]
     assert missing == []
+
+
+# -- issue 14: and the other way round: every documented key exists ----------------------
+
+@pytest.mark.parametrize("heading", SECTIONS)
+def test_every_documented_toml_key_exists(heading):
+    section = _doc_sections()[heading]
+    documented = re.findall(r"^### `([^`]+)`", section, flags=re.MULTILINE)
+    assert documented, heading
+    assert [key for key in documented if key not in config_keys(SECTIONS[heading])] == []
+
+
+def test_every_documented_toml_section_exists():
+    from daemon.config.load import _SECTIONS
+
+    documented = [h for h in _doc_sections() if h.startswith("`[") or h.startswith("[")]
+    tables = {f"[{s}]" for s in _SECTIONS} | {f"[[{s}]]" for s in _SECTIONS}
+    assert [h for h in documented if h.split(".")[0].rstrip("]") + "]" not in tables
+            and h not in tables] == []
+
+
+def test_every_documented_runtime_key_exists():
+    section = _doc_sections()["The runtime configuration JSON"]
+    models = _runtime_models(RuntimeConfig)
+    known = {key for model in models for key in config_keys(model)}
+    first_columns = re.findall(r"^\| `([A-Za-z]+)`", section, flags=re.MULTILINE)
+    assert "relationDocument" in first_columns
+    objects = section.split("### The objects postroom writes")[1].split("###")[0]
+    per_section = {}
+    for name, keys in re.findall(r"^\| `(\w+)` \| (.*) \|$", objects, flags=re.MULTILINE):
+        per_section[name] = re.findall(r"`(\w+)` \(`", keys)
+    assert len(per_section) == 8
+    by_name = {"conversation": "conversation", "conversationMessage": "conversation_message",
+               "follower": "follower", "messageFollower": "message_follower",
+               "document": "document", "embeddedFile": "embedded_file",
+               "textSnippet": "text_snippet",
+               "conversationMessageError": "conversation_message_error"}
+    unknown = [key for key in first_columns if key not in known]
+    for name, keys in per_section.items():
+        model = type(getattr(RuntimeConfig(), by_name[name]))
+        unknown += [f"{name}.{key}" for key in keys if key not in config_keys(model)]
+    assert unknown == []

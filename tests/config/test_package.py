@@ -7,8 +7,9 @@ from pathlib import Path
 import daemon.config
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION_MODULES = ("accounts", "check", "connections", "daemon", "fields", "http_listener",
-                   "load", "problems", "runtime", "secret_values", "secretkey", "templates",
+SECTION_MODULES = ("accounts", "check", "connections", "crm", "daemon", "fields",
+                   "http_listener", "load", "problems", "runtime", "secret_values", "secretkey",
+                   "templates",
                    "units")
 
 #: Older modules and packages that still carry a standard-library module's name; a new one

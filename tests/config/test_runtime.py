@@ -241,3 +241,43 @@ def test_parent_for_prefers_a_listing_then_every_account_then_the_only_one():
         ConversationParent(limetype="helpdesk", accounts=("support",)),
     ))
     assert none.parent_for("other") is None
+
+
+# -- issue 14: the simplified properties form ------------------------------------------
+
+REFERENCE_SIMPLIFIED = {
+    "subject": "email_subject",
+    "description": "email_body",
+    "person": "sender_email",
+    "company": "company_from_person",
+    "source": "email",
+}
+
+
+def test_the_reference_simplified_mapping_loads_as_the_full_form():
+    runtime = parse_runtime({"conversationParents": [
+        {"limetype": "helpdesk", "properties": REFERENCE_SIMPLIFIED}]}, file="r.json")
+    dumped = [m.model_dump(by_alias=True) for m in runtime.conversation_parents[0].properties]
+    assert dumped == [
+        {"property": "subject", "messageProperty": "subject"},
+        {"property": "description", "messageProperty": "plainText"},
+        {"property": "person", "messageProperty": "fromAddress", "searchPath": "person.email"},
+        {"property": "company", "searchPath": "person.company"},
+        {"property": "source", "default": "email"},
+    ]
+
+
+def test_simplified_values_sender_name_literals_and_follower_addresses():
+    runtime = parse_runtime({
+        "followerParents": [{"limetype": "contact", "propertyAddress": "mail"}],
+        "conversationParents": [{"limetype": "deal", "properties": {
+            "name": "sender_name", "contact": "sender_email", "from": "sender_email",
+            "priority": 2, "open": True}}]}, file="r.json")
+    dumped = [m.model_dump(by_alias=True) for m in runtime.conversation_parents[0].properties]
+    assert dumped == [
+        {"property": "name", "messageProperty": "fromName"},
+        {"property": "contact", "messageProperty": "fromAddress", "searchPath": "contact.mail"},
+        {"property": "from", "messageProperty": "fromAddress"},
+        {"property": "priority", "default": 2},
+        {"property": "open", "default": True},
+    ]

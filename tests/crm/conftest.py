@@ -83,7 +83,7 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
     async def make(*, runtime: dict | None = None, account: dict | None = None,
                    queue_mail: Any = None, plugins: list[str] | None = None,
                    daemon: dict | None = None, root: Path | None = None,
-                   with_outbox: bool = False) -> Harness:
+                   with_outbox: bool = False, crm: dict | None = None) -> Harness:
         import json
 
         from daemon.outbox.queue import mail_queuer
@@ -94,6 +94,8 @@ def make_harness(tmp_path: Path) -> Callable[..., Any]:
         data["daemon"].update(daemon or {})
         data["accounts"][0].update(account or {})
         data["daemon"]["plugins"] = plugins or []
+        if crm is not None:
+            data["crm"] = crm
         (base_dir / "runtime.json").write_text(json.dumps({**RUNTIME, **(runtime or {})}))
         (base_dir / "seed.json").write_text(json.dumps(SEED))
         data["daemon"]["runtime"] = "runtime.json"

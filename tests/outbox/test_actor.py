@@ -357,3 +357,25 @@ async def test_a_store_failure_ends_the_batch_without_crashing_and_loses_nothing
     assert (still.status, still.attempts) == ("queued", 0)
     assert await actor.deliver_due() == 1
     assert (await env.outbox(item.id)).status == "sent"
+
+
+async def test_a_disabled_account_sends_nothing_its_mail_waits(autojump_clock, make_env):
+    """Issue 14: mail queued before ``enabled = false`` is retried later, never sent."""
+    import dataclasses
+
+    env = await make_env()
+    item = await single_follower_reply(env)
+    disabled = dataclasses.replace(env.config, accounts=tuple(
+        a.model_copy(update={"enabled": False}) for a in env.config.accounts))
+    start = datetime.now(UTC)
+    transport = ScriptedTransport(["250 ok"])
+    actor = OutboxActor(disabled, InlineStore(env.store.store), policy=FAST,
+                        poll_interval=10_000, sent_copy=None,
+                        now=lambda: start + timedelta(seconds=trio.current_time()),
+                        transports=lambda config, account: transport)
+    async with running(actor):
+        await wait_for(actor.status, lambda s: s.retried >= 1, seconds=10_000)
+    assert transport.calls == []
+    waiting = await env.outbox(item.id)
+    assert waiting.status == "queued"
+    assert waiting.last_error == "account 'support' is disabled (enabled = false)"

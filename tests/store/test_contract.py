@@ -475,3 +475,44 @@ def test_events(store: Store):
         ("outbox.sent", None, {}),
         ("message.failed", "sales", {"reason": "x", "nested": [1, 2]}),
     ]
+
+
+# -- sequences ------------------------------------------------------------------------
+
+def test_sequences_count_per_name_and_a_rollback_gives_the_number_back(store: Store):
+    with store.transaction() as tx:
+        assert [tx.next_number("parent:helpdesk") for _ in range(3)] == [1, 2, 3]
+        assert tx.next_number("parent:deal") == 1
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        assert tx.next_number("parent:helpdesk") == 4
+        raise RuntimeError("roll back")
+    with store.transaction() as tx:
+        assert tx.next_number("parent:helpdesk") == 4
+
+
+def test_two_stores_on_one_database_never_hand_out_the_same_number(store_url: str):
+    """Two connections (two processes, or two PostgreSQL nodes) numbering at once."""
+    import threading
+
+    stores = [open_store(store_url), open_store(store_url)]
+    start = threading.Barrier(2)
+    numbers: list[list[int]] = [[], []]
+
+    def count(index: int) -> None:
+        start.wait()
+        for _ in range(40):
+            with stores[index].transaction() as tx:
+                numbers[index].append(tx.next_number("parent:helpdesk"))
+                tx.create("helpdesk", {"n": numbers[index][-1]})
+
+    threads = [threading.Thread(target=count, args=(i,)) for i in (0, 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for opened in stores:
+            opened.close()
+    assert len(numbers[0]) == len(numbers[1]) == 40
+    assert sorted(numbers[0] + numbers[1]) == list(range(1, 81))
