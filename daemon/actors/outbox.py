@@ -68,6 +68,8 @@ import structlog
 import trio
 
 from daemon.config import HOURS, SECONDS
+from daemon.crm import errors
+from daemon.crm.errors import ErrorKind
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
@@ -76,11 +78,6 @@ from daemon.store.asyncstore import AsyncStore
 from daemon.store.base import OutboxItem, Tx
 
 log = structlog.get_logger("postroom.outbox")
-
-#: The error types written to ``conversationmessageerror.type``.
-DELIVERY = "delivery"
-DELIVERY_DELAYED = "delivery_delayed"
-
 
 class OutboxState(enum.Enum):
     IDLE = "idle"        # waiting for a wake-up or the next poll
@@ -361,7 +358,7 @@ class OutboxActor:
 def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:
     assert item.id is not None
     tx.mark_sent(item.id, when)
-    _resolve_delays(tx, runtime, item, when)
+    errors.resolve_delays(tx, runtime, outbox_id=item.id, when=when)
     tx.add_event("outbox.sent", item.account, {
         "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
         "kind": item.kind, "conversationmessage": item.conversation_message_id,
@@ -373,9 +370,11 @@ def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: d
     assert item.id is not None
     tx.mark_retry(item.id, error, next_at)
     if item.attempts == 0:
-        _error_record(tx, runtime, item, DELIVERY_DELAYED,
-                      f"delivery to {item.recipient} is delayed and will be retried: {error}",
-                      now)
+        errors.record_error(
+            tx, runtime, kind=ErrorKind.DELIVERY_DELAYED,
+            text=f"delivery to {item.recipient} is delayed and will be retried: {error}",
+            when=now, message_follower_id=item.message_follower_id,
+            recipient=item.recipient, outbox_id=item.id)
     tx.add_event("outbox.retry", item.account, {
         "outbox": item.id, "recipient": item.recipient, "attempts": item.attempts + 1,
         "error": error, "next_attempt_at": next_at.isoformat()})
@@ -385,40 +384,14 @@ def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: dat
                     recipient_refused: bool) -> None:
     assert item.id is not None
     tx.mark_failed(item.id, error)
-    _resolve_delays(tx, runtime, item, now)
-    _error_record(tx, runtime, item, DELIVERY, error, now)
+    errors.resolve_delays(tx, runtime, outbox_id=item.id, when=now)
+    errors.record_error(tx, runtime, kind=ErrorKind.DELIVERY, text=error, when=now,
+                        message_follower_id=item.message_follower_id,
+                        recipient=item.recipient, outbox_id=item.id)
     if recipient_refused and item.message_follower_id is not None:
-        _mark_follower_failing(tx, runtime, item.message_follower_id)
+        follower_id = errors.follower_of(tx, runtime, item.message_follower_id)
+        if follower_id is not None:
+            errors.mark_failing(tx, runtime, follower_id)
     tx.add_event("outbox.failed", item.account, {
         "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
         "conversationmessage": item.conversation_message_id, "error": error})
-
-
-def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
-                  now: datetime) -> None:
-    ecfg = runtime.conversation_message_error
-    tx.create(ecfg.limetype, {
-        ecfg.property_type: kind,
-        ecfg.property_error_message: error,
-        ecfg.property_date: now.isoformat(),
-        ecfg.relation_message_follower: item.message_follower_id,
-        "recipient": item.recipient,
-        "outbox": item.id,
-    })
-
-
-def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> None:
-    """Mark this item's open ``delivery_delayed`` records resolved."""
-    ecfg = runtime.conversation_message_error
-    for record in tx.find(ecfg.limetype, {"outbox": item.id,
-                                          ecfg.property_type: DELIVERY_DELAYED}):
-        if not record.get(ecfg.property_resolved_date):
-            tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: now.isoformat()})
-
-
-def _mark_follower_failing(tx: Tx, runtime: Any, message_follower_id: int) -> None:
-    mf, fcfg = runtime.message_follower, runtime.follower
-    row = tx.get(mf.limetype, message_follower_id)
-    follower_id = row.get(mf.relation_follower) if row is not None else None
-    if type(follower_id) is int and tx.get(fcfg.limetype, follower_id) is not None:
-        tx.update(fcfg.limetype, follower_id, {"failing": True})
