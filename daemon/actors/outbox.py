@@ -14,7 +14,8 @@ a retry it scheduled falls due, whichever comes first.
 Sends: each due item, oldest first, through its account's transport
 (:func:`daemon.outbox.transport.transport_for`: SMTP, the demo's Maildir, or
 "unavailable" for OAuth accounts). Items of different accounts go out concurrently, one
-SMTP session per account and round. Results go to the store:
+SMTP session per account and round. Results go to the store, each as one transaction of
+:mod:`daemon.outbox.delivery` (error records through :mod:`daemon.crm.errors`):
 
 * accepted: ``mark_sent`` and the event ``outbox.sent``, at once after the server's
   ``250`` (a delayed-delivery error, if any, is resolved); then a copy to the IMAP
@@ -68,14 +69,13 @@ import structlog
 import trio
 
 from daemon.config import HOURS, SECONDS
-from daemon.crm import errors
-from daemon.crm.errors import ErrorKind
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
+from daemon.outbox import delivery
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
 from daemon.store.asyncstore import AsyncStore
-from daemon.store.base import OutboxItem, Tx
+from daemon.store.base import OutboxItem
 
 log = structlog.get_logger("postroom.outbox")
 
@@ -294,7 +294,7 @@ class OutboxActor:
         when = self._now()
         for attempt in range(4):
             try:
-                await self.store.run(_record_sent, self.config.runtime, item, reply, when)
+                await self.store.run(delivery.record_sent, self.config.runtime, item, reply, when)
                 break
             except TransientError as exc:
                 if attempt == 3:
@@ -315,7 +315,7 @@ class OutboxActor:
             await self._fail(item, f"gave up after {attempts} attempts: {error}")
             return
         next_at = now + timedelta(seconds=self.policy.delay(attempts, self._rng))
-        await self.store.run(_record_retry, self.config.runtime, item, error, next_at, now)
+        await self.store.run(delivery.record_retry, self.config.runtime, item, error, next_at, now)
         self._retry_at.append(next_at)
         self.status.retried += 1
         self.status.last_error = error
@@ -327,8 +327,8 @@ class OutboxActor:
     async def _fail(self, item: OutboxItem, error: str,
                     exc: BaseException | None = None) -> None:
         recipient_refused = isinstance(exc, SmtpRejected) and exc.recipient is not None
-        await self.store.run(_record_failure, self.config.runtime, item, error, self._now(),
-                             recipient_refused)
+        await self.store.run(delivery.record_failure, self.config.runtime, item, error,
+                             self._now(), recipient_refused)
         self.status.failed += 1
         self.status.last_error = error
         self.status.notify()
@@ -343,55 +343,9 @@ class OutboxActor:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("outbox.sent_copy_failed", account=account.id, count=len(raws),
                         error=error)
-            data = {"count": len(raws), "error": error}
-            await self.store.run(lambda tx: tx.add_event("outbox.sent_copy_failed",
-                                                         account.id, data))
+            await self.store.run(delivery.record_sent_copy_failed, account.id, len(raws),
+                                 error)
 
     def _set_state(self, state: OutboxState) -> None:
         self.status.state = state
         self.status.notify()
-
-
-# -- store transactions (run in the store's worker thread) --------------------------------
-
-
-def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:
-    assert item.id is not None
-    tx.mark_sent(item.id, when)
-    errors.resolve_delays(tx, runtime, outbox_id=item.id, when=when)
-    tx.add_event("outbox.sent", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
-        "kind": item.kind, "conversationmessage": item.conversation_message_id,
-        "reply": reply})
-
-
-def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: datetime,
-                  now: datetime) -> None:
-    assert item.id is not None
-    tx.mark_retry(item.id, error, next_at)
-    if item.attempts == 0:
-        errors.record_error(
-            tx, runtime, kind=ErrorKind.DELIVERY_DELAYED,
-            text=f"delivery to {item.recipient} is delayed and will be retried: {error}",
-            when=now, message_follower_id=item.message_follower_id,
-            recipient=item.recipient, outbox_id=item.id)
-    tx.add_event("outbox.retry", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "attempts": item.attempts + 1,
-        "error": error, "next_attempt_at": next_at.isoformat()})
-
-
-def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: datetime,
-                    recipient_refused: bool) -> None:
-    assert item.id is not None
-    tx.mark_failed(item.id, error)
-    errors.resolve_delays(tx, runtime, outbox_id=item.id, when=now)
-    errors.record_error(tx, runtime, kind=ErrorKind.DELIVERY, text=error, when=now,
-                        message_follower_id=item.message_follower_id,
-                        recipient=item.recipient, outbox_id=item.id)
-    if recipient_refused and item.message_follower_id is not None:
-        follower_id = errors.follower_of(tx, runtime, item.message_follower_id)
-        if follower_id is not None:
-            errors.mark_failing(tx, runtime, follower_id)
-    tx.add_event("outbox.failed", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
-        "conversationmessage": item.conversation_message_id, "error": error})

@@ -16,6 +16,7 @@ import trustme
 from daemon.actors.outbox import OutboxActor, OutboxStatus, RetryPolicy
 from daemon.errors import ConnectError, TransientError
 from daemon.mail.parse import parse_message
+from daemon.outbox import delivery
 from daemon.outbox.transport import MaildirSent
 from daemon.store import AsyncStore, open_store
 from daemon.store.base import OutboxItem
@@ -343,7 +344,7 @@ async def test_a_store_failure_ends_the_batch_without_crashing_and_loses_nothing
         failures = 1
 
         async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-            if fn.__name__ == "_record_retry" and self.failures:
+            if fn is delivery.record_retry and self.failures:
                 self.failures -= 1
                 raise StoreBusyError("database is locked")
             return await super().run(fn, *args)
