@@ -8,17 +8,18 @@ is held, visibly; quoted customer HTML loses its remote resources.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from typing import Any
 
 import trio
 
-from daemon.actors.outbox import OutboxActor, OutboxStatus, RetryPolicy
+from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.app import Daemon
 from daemon.http.app import create_app
 from tests.fakes.smtp import FakeSmtp
+from tests.helpers import wait_for_status
 from tests.outbox.conftest import customer_mail
 from tests.outbox.test_queue import by_recipient, html_of
 
@@ -41,12 +42,6 @@ def stranger_mail(cc: list[str], *, message_id: str = "s1@strangers.example",
 def follow_up(n: int, sender: str = f"Mallory <{STRANGER}>") -> bytes:
     return customer_mail("Re: Free offer", sender=sender, message_id=f"s{n}@strangers.example",
                          in_reply_to="s1@strangers.example", body="Well?\n")
-
-
-async def wait_for(status: OutboxStatus, predicate: Callable[[OutboxStatus], bool]) -> None:
-    with trio.fail_after(20):
-        while not predicate(status):
-            await status.changed.wait()
 
 
 @asynccontextmanager
@@ -86,7 +81,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
 
     async with outbox(env) as actor:
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 1)
+        await wait_for_status(actor.status, lambda s: s.sent == 1, seconds=20)
         assert await env.queued() == []
         assert await env.store.run(lambda tx: tx.count_outbox("held")) == 0
         (auto,) = smtp.received
@@ -98,7 +93,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
         result = await env.reply(cid, "<p>Who are you?</p>")  # a coworker answers
         assert len(result.outbox_ids) == 20
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 21)
+        await wait_for_status(actor.status, lambda s: s.sent == 21, seconds=20)
         for address in cc[:19]:
             (got,) = smtp.to(address)
             assert got.rcpt_tos == (address,)
@@ -107,7 +102,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
 
         await env.feed(follow_up(3))  # now the Cc'd followers are vouched for
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 41)
+        await wait_for_status(actor.status, lambda s: s.sent == 41, seconds=20)
     assert await env.queued() == []
     notices = [r for r in smtp.received if r.message["Auto-Submitted"] == "auto-generated"]
     assert sorted(r.rcpt_tos[0] for r in notices) == sorted([*cc[:19], "alex@a.example"])
@@ -187,14 +182,14 @@ async def test_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
         (held.id, held.recipient, "notification")]
     async with outbox(env) as actor:
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 2)
+        await wait_for_status(actor.status, lambda s: s.sent == 2, seconds=20)
         assert actor.status.as_json()["held"] == 1  # what /status shows
         assert smtp.to(held.recipient) == []
         response = await client.post(f"/api/v1/outbox/{held.id}/release")
         assert response.status_code == 202
         assert (await client.post(f"/api/v1/outbox/{held.id}/release")).status_code == 409
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 3 and s.held == 0)
+        await wait_for_status(actor.status, lambda s: s.sent == 3 and s.held == 0, seconds=20)
     assert len(smtp.to(held.recipient)) == 1
     # The window slides: an hour later there is room again. Ann writes; Lisa and Bob.
     env.clock.advance(3601)

@@ -1,7 +1,6 @@
 """Shared pieces of the fault drills (docs/reliability.md).
 
-* ``dovecot`` (session): one throw-away Dovecot (tests/fakes/dovecot.py); each drill adds
-  its own user.
+* ``dovecot`` (session) is the one of tests/conftest.py; each drill adds its own user.
 * :func:`write_drill_config`: a TOML file with one IMAP account (``support``) and,
   optionally, one Maildir account (``local``), SQLite store, JSON logs, no HTTP.
 * :func:`reference_census`: what an *uninterrupted* import of the same messages stores,
@@ -10,8 +9,9 @@
   guess of which generated messages the classifier keeps.
 * :func:`take_census`: what a store holds (conversation messages by ``emailid``, raw
   records by status, source keys, checkpoints).
-* :func:`wait_for_status`: event-driven waits on an account's status (the daemon in the
-  test's own Trio run is :func:`daemon.app.open_daemon`).
+* :func:`caught_up_to`: the predicate for :func:`tests.helpers.wait_for_status` that an
+  IMAP account imported everything (the daemon in the test's own Trio run is
+  :func:`daemon.app.open_daemon`).
 * :func:`report`: a drill's figures, printed in a "fault drills" section at the end of
   the pytest run (so CI logs show ``lost=0 duplicated=0`` even when everything passes).
 """
@@ -22,7 +22,7 @@ import os
 import shutil
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from daemon.config import Config, load_config, load_secret_key
 from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, source_key
 from daemon.store import open_store
-from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
+from tests.fakes.dovecot import MailUser
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo"
@@ -67,18 +67,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("fault drills")
         for line in _FIGURES:
             terminalreporter.write_line(line)
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    if dovecot_binary() is None:
-        pytest.skip("dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
-    server = Dovecot()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
 
 
 @dataclass(frozen=True)
@@ -233,13 +221,6 @@ async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int,
 
 
 # -- the daemon in this Trio run ---------------------------------------------------------
-
-async def wait_for_status(status: AccountStatus,
-                          predicate: Callable[[AccountStatus], bool]) -> None:
-    """Return once ``predicate(status)`` holds, re-checked on every status change."""
-    while not predicate(status):
-        await status.changed.wait()
-
 
 def caught_up_to(uid: int) -> Callable[[AccountStatus], bool]:
     """An IMAP account is idle with ``last_uid`` at ``uid``: everything imported, flagged."""

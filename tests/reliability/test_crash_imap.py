@@ -52,6 +52,7 @@ from daemon.supervisor import RestartPolicy, supervise
 from tests.actors.conftest import make_account, make_connection
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import POISON, FakeProcessor
+from tests.helpers import wait_for_status
 from tests.reliability.conftest import (
     FAILURE_FOLDER,
     Imap,
@@ -62,7 +63,6 @@ from tests.reliability.conftest import (
     reference_census,
     report,
     take_census,
-    wait_for_status,
     write_drill_config,
 )
 

@@ -23,7 +23,7 @@ from daemon.supervisor import RestartPolicy, supervise
 from tests.actors.conftest import make_account, make_connection
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import FakeProcessor
-from tests.reliability.conftest import wait_for_status
+from tests.helpers import wait_for_status
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.reliability]
 
