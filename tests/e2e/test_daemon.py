@@ -13,8 +13,7 @@ from daemon import hookimpl
 from daemon.actors.status import AccountState
 from daemon.app import run_daemon
 from daemon.config import load_config
-from tests.e2e.conftest import DEMO, drop, make_message, write_config
-from tests.helpers import wait_for_status
+from tests.helpers import DEMO, drop, make_message, wait_for_status, write_config
 
 
 async def test_new_message_is_served_by_the_api_within_a_second(workdir: Path):
@@ -146,9 +145,8 @@ async def test_automatic_reply_leaves_at_once_through_the_maildir_sent_folder(wo
         fresh = make_message(1).replace(b"Tue, 24 Nov 2026 08:00:00 +0000",
                                         email.utils.formatdate().encode())
         drop(workdir / "Maildir", "1", fresh)
-        with trio.fail_after(1.0):  # the outbox polls every 2 s: this needs the wake-up
-            while outbox.sent < 1:
-                await outbox.changed.wait()
+        # the outbox polls every 2 s: this needs the wake-up
+        await wait_for_status(outbox, lambda s: s.sent >= 1, seconds=1.0)
         stop.set()
     (sent,) = (workdir / "Maildir" / ".Sent" / "new").iterdir()
     text = sent.read_bytes()

@@ -14,9 +14,8 @@ from daemon.cli import main
 from daemon.config import load_config
 from daemon.mail.parse import parse_message
 from daemon.store import AsyncStore, open_store
-from tests.e2e.conftest import drop, write_config
 from tests.fakes.smtp import free_port
-from tests.helpers import wait_for_status
+from tests.helpers import drop, wait_for_status, write_config
 from tests.outbox.conftest import FAR_FUTURE, customer_mail
 
 

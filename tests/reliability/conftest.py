@@ -1,8 +1,8 @@
 """Shared pieces of the fault drills (docs/reliability.md).
 
 * ``dovecot`` (session) is the one of tests/conftest.py; each drill adds its own user.
-* :func:`write_drill_config`: a TOML file with one IMAP account (``support``) and,
-  optionally, one Maildir account (``local``), SQLite store, JSON logs, no HTTP.
+* :func:`write_drill_config`: one IMAP account (``support``) and, optionally, one Maildir
+  account (``local``), written by :func:`tests.helpers.write_config` (no HTTP).
 * :func:`reference_census`: what an *uninterrupted* import of the same messages stores,
   computed with the daemon's own processor on a separate store. The drills compare
   against it, so "lost" and "duplicated" mean "differs from a run without faults", not a
@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,9 +36,8 @@ from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, source_key
 from daemon.store import open_store
 from tests.fakes.dovecot import MailUser
+from tests.helpers import write_config
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "config" / "demo"
 ACCOUNT = "support"
 MAILDIR_ACCOUNT = "local"
 PASSWORD_ENV = "POSTROOM_DRILL_PASSWORD"
@@ -82,7 +80,8 @@ class Imap:
 
 def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
                        maildir: bool = False) -> Path:
-    """Write ``root/postroom.toml`` (+ runtime and seed files); return its path.
+    """Write ``root/postroom.toml`` (+ runtime and seed files) with
+    :func:`tests.helpers.write_config`; return its path.
 
     Args:
         root: an empty directory; the store is ``root/postroom.db``.
@@ -90,20 +89,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
         store_query: appended to the SQLite URL, e.g. ``?busy_timeout_ms=50``.
         maildir: also configure the Maildir account ``local`` (``root/Maildir``).
     """
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DEMO / "runtime.json", root / "runtime.json")
-    shutil.copy(DEMO / "seed.json", root / "seed.json")
-    text = textwrap.dedent(f"""\
-        [daemon]
-        store = "sqlite:///postroom.db{store_query}"
-        runtime = "runtime.json"
-        seed_objects = "seed.json"
-        log_format = "json"
-        shutdown_grace_seconds = 5
-
-        [http]
-        enabled = false
-
+    accounts = textwrap.dedent(f"""
         [[imap_connections]]
         id = "dovecot"
         imap_host = "127.0.0.1"
@@ -126,7 +112,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
         stable_after_seconds = 30
         """)
     if maildir:
-        text += textwrap.dedent(f"""
+        accounts += textwrap.dedent(f"""
             [[accounts]]
             id = "{MAILDIR_ACCOUNT}"
             email = "local@demo.example"
@@ -136,10 +122,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
             backoff_cap_seconds = {imap.backoff_cap}
             stable_after_seconds = 30
             """)
-        for sub in ("new", "cur", "tmp"):
-            (root / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
-    (root / "postroom.toml").write_text(text)
-    return root / "postroom.toml"
+    return write_config(root, http=False, store_query=store_query, accounts=accounts)
 
 
 def drill_environ(imap: Imap) -> dict[str, str]:
