@@ -63,7 +63,7 @@ async def events(env: Any, kind: str) -> list[Any]:
     return [e for e in found if e.kind == kind]
 
 
-async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_sender(
+async def test_issue_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_sender(
         make_env, smtp: FakeSmtp):
     env = await make_env(smtp=smtp, account={"auto_reply": AUTO_REPLY})
     cc = victims(1000)
@@ -109,7 +109,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
     assert len(smtp.received) == 41
 
 
-async def test_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
+async def test_issue_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
     env = await make_env()
     await env.feed(stranger_mail(["Carol <carol@unknown.example>"]))
     cid = await conversation_of(env, "s1@strangers.example")
@@ -124,7 +124,7 @@ async def test_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
     assert sorted(notices) == ["alex@a.example", "carol@unknown.example"]
 
 
-async def test_9_a_person_the_crm_knew_is_notified_by_default(make_env):
+async def test_issue_9_a_person_the_crm_knew_is_notified_by_default(make_env):
     env = await make_env()
     await env.feed(stranger_mail(["Lisa Lund <lisa@acme.example>",
                                   "carol@unknown.example"]))
@@ -132,7 +132,7 @@ async def test_9_a_person_the_crm_knew_is_notified_by_default(make_env):
     assert sorted(await by_recipient(env, "notification")) == ["lisa@acme.example"]
 
 
-async def test_9_known_people_get_nothing_either_when_notify_known_people_is_off(make_env):
+async def test_issue_9_known_people_get_nothing_either_when_notify_known_people_is_off(make_env):
     env = await make_env(account={"notify_known_people": False})
     await env.feed(stranger_mail(["Lisa Lund <lisa@acme.example>",
                                   "carol@unknown.example"]))
@@ -145,7 +145,7 @@ async def test_9_known_people_get_nothing_either_when_notify_known_people_is_off
         "alex@a.example", "carol@unknown.example", "lisa@acme.example"]
 
 
-async def test_9_the_cap_on_new_followers_is_configurable(make_env):
+async def test_issue_9_the_cap_on_new_followers_is_configurable(make_env):
     env = await make_env(account={"max_new_followers_per_message": 3})
     await env.feed(stranger_mail(victims(5)))
     cid = await conversation_of(env, "s1@strangers.example")
@@ -159,7 +159,7 @@ async def test_9_the_cap_on_new_followers_is_configurable(make_env):
     assert len(await env.find("follower", conversation=cid)) == 6
 
 
-async def test_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
+async def test_issue_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
         make_env, smtp: FakeSmtp):
     env = await make_env(smtp=smtp, account={"auto_reply": AUTO_REPLY,
                                              "automatic_mail_per_hour": 2})
@@ -212,7 +212,7 @@ def html_mail(html: str) -> bytes:
     return bytes(m)
 
 
-async def test_9_remote_images_are_stripped_from_the_quoted_history(make_env):
+async def test_issue_9_remote_images_are_stripped_from_the_quoted_history(make_env):
     env = await make_env()
     await env.feed(html_mail(
         '<p style="background-color:url(https://track.example/bg)">The printer jams.</p>'

@@ -28,7 +28,7 @@ from tests.helpers import wait_for_status
 pytestmark = [pytest.mark.dovecot, pytest.mark.reliability]
 
 
-async def test_6_mail_arriving_during_the_last_search_is_imported_at_once(
+async def test_issue_6_mail_arriving_during_the_last_search_is_imported_at_once(
         dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     user = dovecot.add_user()
     sneaky: list[bytes] = []
