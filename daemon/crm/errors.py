@@ -25,6 +25,7 @@ __all__ = ["ErrorKind", "follower_of", "mark_failing", "record_error", "resolve"
            "resolve_delays"]
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,22 @@ class ErrorKind(enum.StrEnum):
     BOUNCE = "bounce"                      # a delivery status notification came back
     DELIVERY = "delivery"                  # the outbox gave up on (or was refused) a copy
     DELIVERY_DELAYED = "delivery_delayed"  # the outbox will retry; resolved when it ends
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """The property names of a record's extras and of the follower's flag."""
+
+    recipient: str
+    status: str
+    outbox: str
+    failing: str
+
+
+def _names(runtime: RuntimeConfig) -> _Names:
+    """The one place those names come from (the ``[crm]`` names, once configurable)."""
+    del runtime  # the names are fixed on this branch
+    return _Names(recipient="recipient", status="status", outbox="outbox", failing="failing")
 
 
 def record_error(tx: Tx, runtime: RuntimeConfig, *, kind: ErrorKind, text: str,
@@ -59,8 +76,9 @@ def record_error(tx: Tx, runtime: RuntimeConfig, *, kind: ErrorKind, text: str,
     props: dict[str, Any] = {ecfg.property_type: kind.value,
                              ecfg.property_error_message: text,
                              ecfg.property_date: when.isoformat()}
+    names = _names(runtime)
     optional = {ecfg.relation_message_follower: message_follower_id,
-                "recipient": recipient, "status": status, "outbox": outbox_id}
+                names.recipient: recipient, names.status: status, names.outbox: outbox_id}
     props.update((key, value) for key, value in optional.items() if value is not None)
     return tx.create(ecfg.limetype, props)
 
@@ -78,7 +96,7 @@ def follower_of(tx: Tx, runtime: RuntimeConfig, message_follower_id: int) -> int
 def mark_failing(tx: Tx, runtime: RuntimeConfig, follower_id: int) -> None:
     """Set the follower's ``failing`` flag: mail to this address cannot be delivered, so
     later sends can warn. Nothing is cleared here; an agent clears it in the CRM."""
-    tx.update(runtime.follower.limetype, follower_id, {"failing": True})
+    tx.update(runtime.follower.limetype, follower_id, {_names(runtime).failing: True})
 
 
 def resolve_delays(tx: Tx, runtime: RuntimeConfig, *, outbox_id: int,
@@ -86,8 +104,9 @@ def resolve_delays(tx: Tx, runtime: RuntimeConfig, *, outbox_id: int,
     """Mark the open ``delivery_delayed`` records of one outbox item resolved at ``when``
     (the item was sent, or failed for good and has a ``delivery`` record now)."""
     ecfg = runtime.conversation_message_error
-    for record in tx.find(ecfg.limetype, {"outbox": outbox_id,
-                                          ecfg.property_type: ErrorKind.DELIVERY_DELAYED.value}):
+    delayed = {_names(runtime).outbox: outbox_id,
+               ecfg.property_type: ErrorKind.DELIVERY_DELAYED.value}
+    for record in tx.find(ecfg.limetype, delayed):
         if not record.get(ecfg.property_resolved_date):
             tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: when.isoformat()})
 
