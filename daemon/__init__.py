@@ -1,19 +1,33 @@
 """postroom: an email integration daemon for CRM and helpdesk systems.
 
-The package layout (one concept per module)::
+The package layout (one concept per module; docs/architecture.md maps each concept to
+its file)::
 
     daemon/
-      app.py            the root nursery: store, processor, actors, HTTP
+      app.py            the root nursery: store, processor, actors, HTTP; shutdown
+      cli.py            the ``postroom`` command; inspection.py ``postroom inspect``
       supervisor.py     one-for-one restarts with backoff; parking on auth errors
-      settings.py       the TOML configuration; runtime.py the runtime JSON
-      messages.py       values between actors (RawMessage, Outcome)
+      messages.py       values between actors (RawMessage, Outcome, Submit)
       errors.py         the exception tree
-      actors/           maildir.py, imap.py (intake), processor.py, status.py
-      mail/             parse, classify, bounce, signed ids (bytes -> values)
-      crm/              mapping, followers, identify, importer (values -> objects)
-      store/            the store protocol; SQLite and PostgreSQL
-      http/             the Quart-Trio app
-      plugins/          hookspecs and the tolerant plugin manager
+      log.py            structlog setup and redaction; terminal.py safe terminal text
+      limiters.py       worker-thread limits shared per kind; sdnotify.py systemd
+      config/           the TOML configuration, one module per section; the runtime
+                        JSON (runtime.py), secrets, check-config
+      actors/           maildir.py, imap.py (intake), processor.py, outbox.py, status.py
+      imap/             IMAP plumbing below the actors: session, login, IDLE, folder
+                        sync, the Sent folder
+      mail/             MIME, charsets, parse, classify, bounce, signed ids
+                        (bytes -> values)
+      crm/              mapping, followers, identify, importer, bounces, errors
+                        (values -> objects)
+      outbox/           queueing (queue, recipients, content, copies), composing,
+                        templates, SMTP / Maildir transports, delivery bookkeeping,
+                        the Sent copy
+      store/            the store protocol; statements once (transaction.py);
+                        SQLite and PostgreSQL dialects; migrations
+      http/             the Quart-Trio app behind Hypercorn, routes per resource
+      plugins/          hookspecs, events, the tolerant plugin manager
+      templates/        the shipped default mail template
 
 What plugins (``plugins_contrib/``) and tests may import is re-exported here.
 """

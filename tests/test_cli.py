@@ -14,7 +14,7 @@ import trio
 from daemon.app import run_daemon
 from daemon.cli import EX_TEMPFAIL, main
 from daemon.config import load_config
-from tests.e2e.conftest import make_message, write_config
+from tests.helpers import make_message, write_config
 
 
 def deliver(monkeypatch, config: Path, raw: bytes, account: str = "support") -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from daemon.cli import main
 from daemon.config import load_config
 from daemon.inspection import inspect_files
-from tests.e2e.conftest import DEMO, write_config
+from tests.helpers import DEMO, wait_for_status, write_config
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -33,7 +33,7 @@ async def test_with_a_store_it_says_which_conversation_and_why(tmp_path: Path):
     import trio
 
     from daemon.app import run_daemon
-    from tests.e2e.conftest import drop
+    from tests.helpers import drop
 
     config = load_config(write_config(tmp_path, http=False))
     drop(tmp_path / "Maildir", "1", (DEMO / "messages" / "0001.request.eml").read_bytes())
@@ -42,9 +42,7 @@ async def test_with_a_store_it_says_which_conversation_and_why(tmp_path: Path):
         daemon = await nursery.start(lambda task_status: run_daemon(
             config, stop=stop, handle_signals=False, task_status=task_status))
         status = daemon.handles["support"].status
-        with trio.fail_after(5):
-            while status.imported < 1:
-                await status.changed.wait()
+        await wait_for_status(status, lambda s: s.imported >= 1, seconds=5)
         stop.set()
     out = io.StringIO()
     inspect_files([DEMO / "messages" / "0003.reply.eml",

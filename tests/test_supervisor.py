@@ -9,6 +9,7 @@ import trio.testing
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.errors import AuthError, ConnectError
 from daemon.supervisor import RestartPolicy, backoff_delay, supervise
+from tests.helpers import wait_for_status
 
 POLICY = RestartPolicy(base=1.0, cap=8.0, reset_after=100.0, park_after_auth_failures=3)
 
@@ -85,8 +86,7 @@ async def test_auth_errors_park_the_actor_until_woken(clock):
     h = handle()
     async with trio.open_nursery() as nursery:
         await nursery.start(supervise, actor, h, POLICY)
-        while h.status.state is not AccountState.AUTH_ERROR:
-            await h.status.changed.wait()
+        await wait_for_status(h.status, lambda s: s.state is AccountState.AUTH_ERROR)
         assert attempts == 3
         await trio.sleep(3600)  # parked: no retries however long we wait
         assert attempts == 3
@@ -110,8 +110,7 @@ async def test_wake_cuts_a_backoff_short(clock):
     policy = RestartPolicy(base=1000.0, cap=1000.0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(supervise, actor, h, policy)
-        while h.status.state is not AccountState.BACKOFF:
-            await h.status.changed.wait()
+        await wait_for_status(h.status, lambda s: s.state is AccountState.BACKOFF)
         await trio.sleep(5)
         h.wake()
     assert starts[1] - starts[0] == pytest.approx(5.0)

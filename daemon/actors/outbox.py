@@ -14,7 +14,8 @@ a retry it scheduled falls due, whichever comes first.
 Sends: each due item, oldest first, through its account's transport
 (:func:`daemon.outbox.transport.transport_for`: SMTP, the demo's Maildir, or
 "unavailable" for OAuth accounts). Items of different accounts go out concurrently, one
-SMTP session per account and round. Results go to the store:
+SMTP session per account and round. Results go to the store, each as one transaction of
+:mod:`daemon.outbox.delivery` (error records through :mod:`daemon.crm.errors`):
 
 * accepted: ``mark_sent`` and the event ``outbox.sent``, at once after the server's
   ``250`` (a delayed-delivery error, if any, is resolved); then a copy to the IMAP
@@ -69,18 +70,14 @@ import trio
 
 from daemon.config import HOURS, SECONDS
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
+from daemon.outbox import delivery
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
 from daemon.store.asyncstore import AsyncStore
-from daemon.store.base import OutboxItem, Tx
+from daemon.store.base import OutboxItem
 
 log = structlog.get_logger("postroom.outbox")
-
-#: The error types written to ``conversationmessageerror.type``.
-DELIVERY = "delivery"
-DELIVERY_DELAYED = "delivery_delayed"
-
 
 class OutboxState(enum.Enum):
     IDLE = "idle"        # waiting for a wake-up or the next poll
@@ -302,7 +299,7 @@ class OutboxActor:
         when = self._now()
         for attempt in range(4):
             try:
-                await self.store.run(_record_sent, self.config.runtime, item, reply, when)
+                await self.store.run(delivery.record_sent, self.config.runtime, item, reply, when)
                 break
             except TransientError as exc:
                 if attempt == 3:
@@ -323,7 +320,7 @@ class OutboxActor:
             await self._fail(item, f"gave up after {attempts} attempts: {error}")
             return
         next_at = now + timedelta(seconds=self.policy.delay(attempts, self._rng))
-        await self.store.run(_record_retry, self.config.runtime, item, error, next_at, now)
+        await self.store.run(delivery.record_retry, self.config.runtime, item, error, next_at, now)
         self._retry_at.append(next_at)
         self.status.retried += 1
         self.status.last_error = error
@@ -335,8 +332,8 @@ class OutboxActor:
     async def _fail(self, item: OutboxItem, error: str,
                     exc: BaseException | None = None) -> None:
         recipient_refused = isinstance(exc, SmtpRejected) and exc.recipient is not None
-        await self.store.run(_record_failure, self.config.runtime, item, error, self._now(),
-                             recipient_refused)
+        await self.store.run(delivery.record_failure, self.config.runtime, item, error,
+                             self._now(), recipient_refused)
         self.status.failed += 1
         self.status.last_error = error
         self.status.notify()
@@ -351,79 +348,9 @@ class OutboxActor:
             error = f"{type(exc).__name__}: {exc}"
             log.warning("outbox.sent_copy_failed", account=account.id, count=len(raws),
                         error=error)
-            data = {"count": len(raws), "error": error}
-            await self.store.run(lambda tx: tx.add_event("outbox.sent_copy_failed",
-                                                         account.id, data))
+            await self.store.run(delivery.record_sent_copy_failed, account.id, len(raws),
+                                 error)
 
     def _set_state(self, state: OutboxState) -> None:
         self.status.state = state
         self.status.notify()
-
-
-# -- store transactions (run in the store's worker thread) --------------------------------
-
-
-def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:
-    assert item.id is not None
-    tx.mark_sent(item.id, when)
-    _resolve_delays(tx, runtime, item, when)
-    tx.add_event("outbox.sent", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
-        "kind": item.kind, "conversationmessage": item.conversation_message_id,
-        "reply": reply})
-
-
-def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: datetime,
-                  now: datetime) -> None:
-    assert item.id is not None
-    tx.mark_retry(item.id, error, next_at)
-    if item.attempts == 0:
-        _error_record(tx, runtime, item, DELIVERY_DELAYED,
-                      f"delivery to {item.recipient} is delayed and will be retried: {error}",
-                      now)
-    tx.add_event("outbox.retry", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "attempts": item.attempts + 1,
-        "error": error, "next_attempt_at": next_at.isoformat()})
-
-
-def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: datetime,
-                    recipient_refused: bool) -> None:
-    assert item.id is not None
-    tx.mark_failed(item.id, error)
-    _resolve_delays(tx, runtime, item, now)
-    _error_record(tx, runtime, item, DELIVERY, error, now)
-    if recipient_refused and item.message_follower_id is not None:
-        _mark_follower_failing(tx, runtime, item.message_follower_id)
-    tx.add_event("outbox.failed", item.account, {
-        "outbox": item.id, "recipient": item.recipient, "message_id": item.message_id,
-        "conversationmessage": item.conversation_message_id, "error": error})
-
-
-def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
-                  now: datetime) -> None:
-    ecfg = runtime.conversation_message_error
-    tx.create(ecfg.limetype, {
-        ecfg.property_type: kind,
-        ecfg.property_error_message: error,
-        ecfg.property_date: now.isoformat(),
-        ecfg.relation_message_follower: item.message_follower_id,
-        runtime.crm.error_recipient: item.recipient,
-        runtime.crm.error_outbox: item.id,
-    })
-
-
-def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> None:
-    """Mark this item's open ``delivery_delayed`` records resolved."""
-    ecfg = runtime.conversation_message_error
-    for record in tx.find(ecfg.limetype, {runtime.crm.error_outbox: item.id,
-                                          ecfg.property_type: DELIVERY_DELAYED}):
-        if not record.get(ecfg.property_resolved_date):
-            tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: now.isoformat()})
-
-
-def _mark_follower_failing(tx: Tx, runtime: Any, message_follower_id: int) -> None:
-    mf, fcfg = runtime.message_follower, runtime.follower
-    row = tx.get(mf.limetype, message_follower_id)
-    follower_id = row.get(mf.relation_follower) if row is not None else None
-    if type(follower_id) is int and tx.get(fcfg.limetype, follower_id) is not None:
-        tx.update(fcfg.limetype, follower_id, {runtime.crm.follower_failing: True})

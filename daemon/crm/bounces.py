@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from daemon.crm.errors import ErrorKind, mark_failing, record_error
 from daemon.mail.model import BounceInfo
 from daemon.store.base import Tx
 
@@ -43,18 +44,12 @@ def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
     mf_id = _message_follower_for(tx, runtime, original, follower_of_token)
     if mf_id is None:
         return None
-    ecfg, fcfg, mfcfg = (runtime.conversation_message_error, runtime.follower,
-                         runtime.message_follower)
+    fcfg, mfcfg = runtime.follower, runtime.message_follower
     text = " ".join(p for p in (bounce.status, bounce.diagnostic or bounce.action,
                                 f"({bounce.recipient})" if bounce.recipient else None) if p)
-    error_id = tx.create(ecfg.limetype, {
-        ecfg.property_type: "bounce",
-        ecfg.property_error_message: text or "delivery failed",
-        ecfg.property_date: now.isoformat(),
-        ecfg.relation_message_follower: mf_id,
-        runtime.crm.error_status: bounce.status,
-        runtime.crm.error_recipient: bounce.recipient,
-    })
+    error_id = record_error(tx, runtime, kind=ErrorKind.BOUNCE, text=text or "delivery failed",
+                            when=now, message_follower_id=mf_id, status=bounce.status,
+                            recipient=bounce.recipient)
     message_follower = tx.get(mfcfg.limetype, mf_id)
     follower_id = message_follower.get(mfcfg.relation_follower) if message_follower else None
     conversation_id = None
@@ -63,7 +58,7 @@ def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
         if follower is not None:
             conversation_id = follower.get(fcfg.relation_conversation)
             if bounce.permanent:
-                tx.update(fcfg.limetype, follower_id, {runtime.crm.follower_failing: True})
+                mark_failing(tx, runtime, follower_id)
     return BounceRecord(error_id, mf_id, conversation_id)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import pluggy
 
 from daemon.crm.bounces import record_bounce
+from daemon.crm.errors import ErrorKind, record_error
 from daemon.crm.followers import Participant, add_followers, participants
 from daemon.crm.identify import find_candidates, replied_message
 from daemon.crm.mapping import map_parent_properties, message_properties
@@ -168,12 +169,8 @@ def record_failure(tx: Tx, ctx: Processing, raw: RawMessage, error: str) -> Outc
     seen = _already_stored(tx, raw)
     if seen is not None:
         return seen
-    ecfg = ctx.runtime.conversation_message_error
-    tx.create(ecfg.limetype, {
-        ecfg.property_type: "import",
-        ecfg.property_error_message: f"{raw.source_key}: {error}",
-        ecfg.property_date: ctx.now().isoformat(),
-    })
+    record_error(tx, ctx.runtime, kind=ErrorKind.IMPORT, text=f"{raw.source_key}: {error}",
+                 when=ctx.now())
     tx.add_raw(RawRecord(source_key=raw.source_key, account=raw.account, raw=raw.raw,
                          status=OutcomeStatus.FAILED.value, error=error,
                          folder=raw.folder, received_at=raw.received_at))

@@ -16,21 +16,19 @@ from __future__ import annotations
 
 __all__ = ["outbox_blueprint"]
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quart import Blueprint, jsonify, request
 
+from daemon.http.context import DaemonContext
 from daemon.store.base import OutboxItem
-
-if TYPE_CHECKING:
-    from daemon.app import Daemon
 
 _STATUSES = ("held", "queued", "sent", "failed")
 _LIMIT_MAX = 1000
 
 
-def outbox_blueprint(daemon: Daemon) -> Blueprint:
-    """The routes above, bound to a running :class:`~daemon.app.Daemon`."""
+def outbox_blueprint(daemon: DaemonContext) -> Blueprint:
+    """The routes above, bound to a running daemon."""
     bp = Blueprint("outbox", __name__)
 
     @bp.get("/api/v1/outbox")
@@ -47,18 +45,16 @@ def outbox_blueprint(daemon: Daemon) -> Blueprint:
 
     @bp.post("/api/v1/outbox/<int:outbox_id>/release")
     async def release(outbox_id: int) -> Any:
-        released = await daemon.store.run(lambda tx: _release(tx, daemon, outbox_id))
+        released = await daemon.store.run(lambda tx: _release(tx, outbox_id))
         if not released:
             return jsonify(error=f"outbox item {outbox_id} is not held"), 409
-        outbox = getattr(daemon, "outbox", None)
-        if outbox is not None:
-            outbox.wakeup()
+        daemon.mail_queued()
         return jsonify(outbox=outbox_id, status="queued"), 202
 
     return bp
 
 
-def _release(tx: Any, daemon: Daemon, outbox_id: int) -> bool:
+def _release(tx: Any, outbox_id: int) -> bool:
     if not tx.release_outbox(outbox_id):
         return False
     item = tx.get_outbox(outbox_id)

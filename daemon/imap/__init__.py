@@ -9,7 +9,9 @@ Layout, one concept per module:
 * :mod:`daemon.imap.login`: :func:`password_login`, a :class:`LoginMethod`;
 * :mod:`daemon.imap.idle`: :func:`idle_until_change`, IDLE without holding a thread;
 * :mod:`daemon.imap.folder`: :class:`FolderSync`, checkpointed sync of one folder, which
-  reports :class:`SyncProgress` to a callback.
+  reports :class:`SyncProgress` to a callback;
+* :mod:`daemon.imap.sent`: :class:`ImapSentFolder`, the outbox's Sent folder over IMAP
+  (:class:`daemon.outbox.sentcopy.SentFolder`).
 
 The package is plumbing below the actors: it never imports :mod:`daemon.actors`; the IMAP
 actor (:mod:`daemon.actors.imap`) drives it.

@@ -1,26 +1,28 @@
-"""A copy of sent mail in the server's Sent folder, as mail clients keep one.
+"""A copy of sent mail in the account's Sent folder, as mail clients keep one.
 
-SMTP does not file what it sends, so after delivery the outbox actor APPENDs (RFC 3501
-§6.3.11) each sent message, flagged ``\\Seen``, to the account's ``sent_folder`` over
-IMAP, for accounts that have IMAP (``auth`` names an ``[[imap_connections]]`` entry) and
-set ``sent_folder``. One IMAP session serves a whole batch.
+SMTP does not file what it sends, so after delivery the outbox actor files each sent
+message in the account's ``sent_folder`` through a :class:`SentFolder`: one small
+interface the IMAP transport implements (:class:`daemon.imap.sent.ImapSentFolder`,
+APPEND flagged ``\\Seen``) and a Graph transport can implement the same way. Accounts
+that have IMAP (``auth`` names an ``[[imap_connections]]`` entry) and set ``sent_folder``
+keep copies; one session serves a whole batch.
 
 The copy is best effort: it happens after the item is marked sent, and a failure is
 logged and recorded as an event, never retried (retrying could only ever risk a second
-*send*, which is worse than a missing copy). A folder that does not exist is created once.
+*send*, which is worse than a missing copy).
 """
 
 from __future__ import annotations
 
-__all__ = ["append_sent", "wants_sent_copy"]
+__all__ = ["SentFolder", "append_sent", "sent_folder_for", "wants_sent_copy"]
 
 from collections.abc import Sequence
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from daemon.config import ImapConnection
-from daemon.errors import ProtocolError
-from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.login import password_login
+from daemon.imap.sent import open_sent_folder
 
 
 def wants_sent_copy(config: Any, account: Any) -> bool:
@@ -33,28 +35,35 @@ def wants_sent_copy(config: Any, account: Any) -> bool:
         return False
 
 
-async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> None:
-    """APPEND ``messages`` to the account's ``sent_folder`` in one IMAP session.
+class SentFolder(Protocol):
+    """One account's Sent folder, open for a batch of copies."""
 
-    A checkpoint. Raises ConnectError, AuthError or ProtocolError (from
-    :mod:`daemon.imap.errors`) when the copy could not be made.
-    """
-    if not messages:
-        return
+    async def append(self, raw: bytes) -> None:
+        """File ``raw`` (a sent message, as sent), flagged seen.
+
+        A checkpoint. Raises ConnectError or ProtocolError when the copy was not made.
+        """
+
+
+def sent_folder_for(config: Any, account: Any
+                    ) -> AbstractAsyncContextManager[SentFolder] | None:
+    """``async with`` it to get ``account``'s Sent folder; None when it keeps no copies."""
+    if not wants_sent_copy(config, account):
+        return None
     connection = config.connection_for(account)
     login = password_login(account.login, account.password)
-    async with open_session(connection, login, account=account.id) as session:
+    return open_sent_folder(connection, login, account=account.id, folder=account.sent_folder)
+
+
+async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> None:
+    """File ``messages`` in the account's Sent folder, in one session.
+
+    A checkpoint. Raises ConnectError, AuthError or ProtocolError when the copy could not
+    be made; does nothing when the account keeps no copies.
+    """
+    opened = sent_folder_for(config, account) if messages else None
+    if opened is None:
+        return
+    async with opened as folder:
         for raw in messages:
-            await _append(session, account.sent_folder, raw)
-
-
-async def _append(session: ImapSession, folder: str, raw: bytes) -> None:
-    client = session.client
-    assert client is not None
-    try:
-        await session.call(client.append, folder, raw, (b"\\Seen",))
-    except ProtocolError:
-        if await session.call(client.folder_exists, folder):
-            raise
-        await session.call(client.create_folder, folder)
-        await session.call(client.append, folder, raw, (b"\\Seen",))
+            await folder.append(raw)

@@ -1,19 +1,19 @@
-"""Fixtures for the mailbox-actor tests: a real Dovecot, a real store, a fake processor.
+"""Fixtures for the actor tests: a real store, a fake processor, the outgoing-mail env.
 
-* ``dovecot`` (session): one throw-away Dovecot for the whole run (tests/fakes/dovecot.py);
-  every test adds its own users, so tests stay independent. Skipped, with the reason, only
-  when the dovecot binary is missing.
-* ``own_dovecot`` (function): a private instance, for tests that stop or restart it.
+The Dovecot (``dovecot``, ``own_dovecot``) and the ``ca`` come from tests/conftest.py.
+
 * ``store``: a fresh SQLite store (AsyncStore) in tmp_path.
 * ``processor``: :class:`tests.fakes.processor.FakeProcessor` over that store.
 * ``imap_account`` / ``imap_connection``: real ``daemon.config`` models for a user.
 * ``start_account``: runs ``run_imap_account`` under the real supervisor with a fast
   policy in the test's nursery, and returns its :class:`AccountHandle`.
+* ``make_env`` / ``smtp``: the outbox actor's environment, from tests/outbox/conftest.py
+  (one definition; imported here so that tests/actors/test_outbox.py can use it).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,38 +26,13 @@ from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.config import Account, ImapConnection, Secret
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
-from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
+from tests.fakes.dovecot import Dovecot, MailUser
 from tests.fakes.processor import FakeProcessor
+from tests.helpers import wait_for_status
+from tests.outbox.conftest import make_env, smtp  # noqa: F401  (fixtures, see above)
 
 #: Restart quickly in tests; park after two refused logins.
 FAST_POLICY = RestartPolicy(base=0.05, cap=0.25, reset_after=60, park_after_auth_failures=2)
-
-
-def _require_dovecot() -> None:
-    if dovecot_binary() is None:
-        pytest.skip("dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
-
-
-def _running_dovecot() -> Iterator[Dovecot]:
-    """A started throw-away Dovecot, cleaned up afterwards."""
-    _require_dovecot()
-    server = Dovecot()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    yield from _running_dovecot()
-
-
-@pytest.fixture
-def own_dovecot() -> Iterator[Dovecot]:
-    """A Dovecot of the test's own, for tests that stop or restart it."""
-    yield from _running_dovecot()
 
 
 @pytest.fixture
@@ -121,13 +96,6 @@ async def start_account(actor_nursery: trio.Nursery, store: AsyncStore,
         return handle
 
     return start
-
-
-async def wait_for_status(status: AccountStatus,
-                          predicate: Callable[[AccountStatus], bool]) -> None:
-    """Return once ``predicate(status)`` holds; re-checked on every status change."""
-    while not predicate(status):
-        await status.changed.wait()
 
 
 async def wait_for_state(status: AccountStatus, state: AccountState) -> None:

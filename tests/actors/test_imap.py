@@ -22,9 +22,10 @@ from daemon.imap import idle as idle_module
 from daemon.imap.connection import imap_limiter, open_session
 from daemon.imap.login import password_login
 from daemon.messages import OutcomeStatus
-from tests.actors.conftest import make_account, make_connection, wait_for_state, wait_for_status
+from tests.actors.conftest import make_account, make_connection, wait_for_state
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import POISON, FakeProcessor
+from tests.helpers import wait_for_status
 
 pytestmark = pytest.mark.dovecot
 

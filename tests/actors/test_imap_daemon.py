@@ -7,26 +7,19 @@ configuration, run_daemon, IDLE intake, threading, the failure folder.
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import trio
 
 from daemon.actors.status import AccountState
 from daemon.app import run_daemon
 from daemon.config import load_config
-from tests.fakes.dovecot import Dovecot, make_message
+from tests.fakes.dovecot import Dovecot, MailUser, make_message
+from tests.helpers import wait_for_status, write_config
 
 
-def write_config(root: Path, server: Dovecot, user, *, plugins: str = "[]") -> Path:
-    (root / "postroom.toml").write_text(textwrap.dedent(f"""\
-        [daemon]
-        store = "sqlite:///postroom.db"
-        plugins = {plugins}
-        shutdown_grace_seconds = 5
-
-        [http]
-        enabled = false
-
+def imap_account(server: Dovecot, user: MailUser) -> str:
+    """The ``accounts`` of :func:`tests.helpers.write_config`: ``support`` on ``server``."""
+    return textwrap.dedent(f"""
         [[imap_connections]]
         id = "dovecot"
         imap_host = "{server.host}"
@@ -42,8 +35,7 @@ def write_config(root: Path, server: Dovecot, user, *, plugins: str = "[]") -> P
         username = "{user.name}"
         password_env = "POSTROOM_TEST_IMAP_PASSWORD"
         backoff_cap_seconds = 1
-        """))
-    return root / "postroom.toml"
+        """)
 
 
 async def test_imap_account_imports_threads_and_quarantines(dovecot: Dovecot, tmp_path,
@@ -53,27 +45,24 @@ async def test_imap_account_imports_threads_and_quarantines(dovecot: Dovecot, tm
     dovecot.append(user, make_message("Old and read", message_id="<read@x>"),
                    flags=(b"\\Seen",))
     dovecot.append(user, make_message("Printer broken", message_id="<first@x>"))
-    config = load_config(write_config(tmp_path, dovecot, user,
-                                      plugins='["tests.crm.test_pipeline:breaker"]'))
+    config = load_config(write_config(tmp_path, http=False, accounts=imap_account(dovecot, user),
+                                      plugins=["tests.crm.test_pipeline:breaker"]))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         daemon = await nursery.start(lambda task_status: run_daemon(
             config, stop=stop, handle_signals=False, task_status=task_status))
         status = daemon.handles["support"].status
-        with trio.fail_after(10):
-            while not (status.state is AccountState.IDLE and status.imported == 1):
-                await status.changed.wait()
+        await wait_for_status(status, lambda s: s.state is AccountState.IDLE
+                              and s.imported == 1, seconds=10)
         # While the actor IDLEs: a reply, and a message that breaks processing.
         await trio.to_thread.run_sync(dovecot.append, user, make_message(
             "Re: Printer broken", message_id="<second@x>",
             extra_headers="In-Reply-To: <first@x>\r\n"))
         await trio.to_thread.run_sync(dovecot.append, user, make_message(
             "BREAK ME", message_id="<poison@x>"))
-        with trio.fail_after(10):
-            while status.imported + status.failed < 3:
-                await status.changed.wait()
-            while status.state is not AccountState.IDLE:  # flags and moves are done
-                await status.changed.wait()
+        await wait_for_status(status, lambda s: s.imported + s.failed >= 3
+                              and s.state is AccountState.IDLE,  # flags and moves done
+                              seconds=10)
         messages = await daemon.store.run(lambda tx: tx.find("conversationmessage"))
         failed = await daemon.store.run(lambda tx: tx.list_raw(status="failed"))
         stop.set()

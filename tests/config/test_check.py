@@ -133,7 +133,7 @@ def test_default_output_is_stdout(here, capsys):
 
 
 def account_with(tmp_path, extra: str) -> Path:
-    from tests.e2e.conftest import write_config
+    from tests.helpers import write_config
 
     config = write_config(tmp_path, http=False)
     config.write_text(config.read_text().replace('maildir = "Maildir"\n',

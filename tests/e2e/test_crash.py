@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.store import open_store
-from tests.e2e.conftest import drop, make_message, write_config
+from tests.helpers import drop, make_message, write_config
 
 TOTAL = 300
 KILL_AFTER = (23, 97, 61)  # imports seen in each run before SIGKILL

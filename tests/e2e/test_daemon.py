@@ -13,14 +13,7 @@ from daemon import hookimpl
 from daemon.actors.status import AccountState
 from daemon.app import run_daemon
 from daemon.config import load_config
-from tests.e2e.conftest import DEMO, drop, make_message, write_config
-
-
-async def wait_for(status, predicate, seconds: float = 5.0) -> None:
-    """Wait on the status's change event until ``predicate(status)`` holds."""
-    with trio.fail_after(seconds):
-        while not predicate(status):
-            await status.changed.wait()
+from tests.helpers import DEMO, drop, make_message, wait_for_status, write_config
 
 
 async def test_new_message_is_served_by_the_api_within_a_second(workdir: Path):
@@ -30,7 +23,7 @@ async def test_new_message_is_served_by_the_api_within_a_second(workdir: Path):
         daemon = await nursery.start(lambda task_status: run_daemon(
             config, stop=stop, handle_signals=False, task_status=task_status))
         status = daemon.handles["support"].status
-        await wait_for(status, lambda s: s.state is AccountState.IDLE)
+        await wait_for_status(status, lambda s: s.state is AccountState.IDLE, seconds=5)
         url = daemon.http_urls[0]
         drop(workdir / "Maildir", "1.new", make_message(1))
         with trio.fail_after(1.0):
@@ -55,7 +48,7 @@ async def test_demo_messages_thread_and_map(workdir: Path):
         daemon = await nursery.start(lambda task_status: run_daemon(
             config, stop=stop, handle_signals=False, task_status=task_status))
         status = daemon.handles["support"].status
-        await wait_for(status, lambda s: s.imported == 3)
+        await wait_for_status(status, lambda s: s.imported == 3, seconds=5)
         helpdesks = await daemon.store.run(lambda tx: tx.find("helpdesk"))
         persons = await daemon.store.run(lambda tx: {p.get("email"): p for p in
                                                      tx.find("person")})
@@ -128,7 +121,7 @@ async def test_a_plugin_raising_in_every_hook_does_not_stop_imports(workdir: Pat
             daemon = await nursery.start(lambda task_status: run_daemon(
                 config, stop=stop, handle_signals=False, task_status=task_status))
             status = daemon.handles["support"].status
-            await wait_for(status, lambda s: s.imported == 2)
+            await wait_for_status(status, lambda s: s.imported == 2, seconds=5)
             await trio.testing.wait_all_tasks_blocked()
             stop.set()
     assert status.failed == 0
@@ -152,9 +145,8 @@ async def test_automatic_reply_leaves_at_once_through_the_maildir_sent_folder(wo
         fresh = make_message(1).replace(b"Tue, 24 Nov 2026 08:00:00 +0000",
                                         email.utils.formatdate().encode())
         drop(workdir / "Maildir", "1", fresh)
-        with trio.fail_after(1.0):  # the outbox polls every 2 s: this needs the wake-up
-            while outbox.sent < 1:
-                await outbox.changed.wait()
+        # the outbox polls every 2 s: this needs the wake-up
+        await wait_for_status(outbox, lambda s: s.sent >= 1, seconds=1.0)
         stop.set()
     (sent,) = (workdir / "Maildir" / ".Sent" / "new").iterdir()
     text = sent.read_bytes()

@@ -12,7 +12,7 @@ import trio
 
 from daemon.app import Daemon, run_daemon
 from daemon.config import load_config
-from tests.e2e.conftest import drop, make_message, write_config
+from tests.helpers import drop, make_message, wait_for_status, write_config
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -51,9 +51,7 @@ async def a_conversation(daemon: Daemon, root: Path) -> tuple[int, int]:
     """Import one customer message; return (its conversation id, a coworker id)."""
     status = daemon.handles["support"].status
     drop(root / "Maildir", "1", make_message(1))
-    with trio.fail_after(10):
-        while status.imported < 1:
-            await status.changed.wait()
+    await wait_for_status(status, lambda s: s.imported >= 1, seconds=10)
 
     def ids(tx: Any) -> tuple[int, int]:
         (message,) = tx.find("conversationmessage", {})

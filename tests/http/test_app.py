@@ -13,7 +13,7 @@ from daemon.app import run_daemon
 from daemon.config import parse_config
 from daemon.http.app import filter_value
 from tests.crm.conftest import BASE
-from tests.e2e.conftest import drop, make_message
+from tests.helpers import drop, make_message, wait_for_status
 
 TOKEN = "t0ken-for-tests-0123456789abcdef"
 
@@ -68,9 +68,7 @@ async def test_objects_filter_and_fetch_one(running):
     status = daemon.handles["support"].status
     drop(root / "Maildir", "1", make_message(1))
     drop(root / "Maildir", "2", make_message(2, sender="bob@globex.example"))
-    with trio.fail_after(5):
-        while status.imported < 2:
-            await status.changed.wait()
+    await wait_for_status(status, lambda s: s.imported >= 2, seconds=5)
     found = (await client.get("/api/v1/objects/conversationmessage",
                               params={"fromaddress": "bob@globex.example"},
                               headers=AUTH)).json()

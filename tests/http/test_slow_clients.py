@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from tests.e2e.conftest import drop, make_message
+from tests.helpers import drop, make_message, wait_for_status
 
 HEAD = (b"POST /api/v1/textsnippets HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
@@ -58,8 +58,7 @@ async def test_a_flood_of_slow_bodies_leaves_livez_and_intake_working(start_daem
             async with httpx.AsyncClient(base_url=url) as client:
                 assert (await client.get("/readyz")).status_code == 200
             drop(tmp_path / "Maildir", "1", make_message(1))
-            while status.imported < 1:
-                await status.changed.wait()
+            await wait_for_status(status, lambda s: s.imported >= 1)
         assert daemon.connections.peak <= 64
         assert daemon.connections.evicted >= 300 - 64
         assert status.reconnects == 0 and status.last_error is None

@@ -29,11 +29,6 @@ def settings_for(server: ScriptedImap, **overrides: Any) -> SimpleNamespace:
     return SimpleNamespace(**values)
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"

@@ -150,7 +150,7 @@ def test_no_markers() -> None:
     assert find_body_markers("see [ref: something else] and [ref:pr.short.x]") == []
 
 
-def test_regression_unused_bits_of_the_last_character_are_not_ignored() -> None:
+def test_tampering_only_the_unused_bits_of_the_last_character_is_detected() -> None:
     # Found by CI: the nonce is random, so sometimes the payload's last character only
     # differed in bits base32 does not use, and the tampered id verified.
     for _ in range(200):

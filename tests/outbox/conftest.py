@@ -195,11 +195,6 @@ def make_data(tmp_path: Path, *, smtp: FakeSmtp | None, account: dict[str, Any] 
     }
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def smtp(ca: trustme.CA, tmp_path: Path) -> Iterator[FakeSmtp]:
     server = FakeSmtp(ca, tmp_path, users={"support": SMTP_PASSWORD})

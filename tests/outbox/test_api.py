@@ -12,6 +12,7 @@ from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.app import Daemon
 from daemon.http.app import create_app
 from tests.fakes.smtp import FakeSmtp
+from tests.helpers import wait_for_status
 from tests.outbox.conftest import ACTION, make_data
 
 
@@ -54,9 +55,8 @@ async def test_a_reply_through_the_api_is_queued_then_delivered(make_env, api_fo
         assert sorted(body["recipients"]) == ["ann@acme.example", "bob@globex.example",
                                               "lisa@acme.example"]
         assert body["account"] == "support" and len(body["outbox"]) == 3
-        with trio.fail_after(10):  # woken by the API, not by its 10 s poll
-            while api.daemon.outbox.status.sent < 3:
-                await api.daemon.outbox.status.changed.wait()
+        # woken by the API, not by its 10 s poll
+        await wait_for_status(api.daemon.outbox.status, lambda s: s.sent >= 3, seconds=10)
         nursery.cancel_scope.cancel()
     assert {r.rcpt_tos[0] for r in smtp.received} == set(body["recipients"])
     message = await env.one("conversationmessage", direction="outgoing")

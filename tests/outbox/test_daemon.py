@@ -14,15 +14,9 @@ from daemon.cli import main
 from daemon.config import load_config
 from daemon.mail.parse import parse_message
 from daemon.store import AsyncStore, open_store
-from tests.e2e.conftest import drop, write_config
 from tests.fakes.smtp import free_port
+from tests.helpers import drop, wait_for_status, write_config
 from tests.outbox.conftest import FAR_FUTURE, customer_mail
-
-
-async def wait_until(status, predicate, seconds: float = 10.0) -> None:
-    with trio.fail_after(seconds):
-        while not predicate(status):
-            await status.changed.wait()
 
 
 async def test_reply_over_http_and_cli_is_sent_into_the_maildir_sent_folder(tmp_path: Path):
@@ -40,7 +34,7 @@ async def test_reply_over_http_and_cli_is_sent_into_the_maildir_sent_folder(tmp_
         drop(tmp_path / "Maildir", "1.new", customer_mail(
             to="support@demo.example",
             cc="Lisa Lund <lisa@acme.example>, Bob Baker <bob@globex.example>"))
-        await wait_until(intake, lambda s: s.imported == 1)
+        await wait_for_status(intake, lambda s: s.imported == 1, seconds=10)
         async with httpx.AsyncClient(base_url=daemon.http_urls[0]) as client:
             (message,) = (await client.get("/api/v1/objects/conversationmessage")).json()
             (alex,) = (await client.get("/api/v1/objects/coworker")).json()
@@ -48,12 +42,12 @@ async def test_reply_over_http_and_cli_is_sent_into_the_maildir_sent_folder(tmp_
                 f"/api/v1/conversations/{message['conversation']}/messages",
                 json={"coworker": alex["id"], "html": "<p>Fixed it.</p>"})
         assert response.status_code == 202
-        await wait_until(daemon.outbox.status, lambda s: s.sent == 3)
+        await wait_for_status(daemon.outbox.status, lambda s: s.sent == 3, seconds=10)
         code = await trio.to_thread.run_sync(main, [
             "send", str(message["conversation"]), "--coworker", str(alex["id"]),
             "--text", "One more thing.", "--config", str(path)])
         assert code == 0
-        await wait_until(daemon.outbox.status, lambda s: s.sent == 6)
+        await wait_for_status(daemon.outbox.status, lambda s: s.sent == 6, seconds=10)
         stop.set()
     files = sorted(sent.iterdir())
     assert len(files) == 6
@@ -81,7 +75,7 @@ async def test_a_daemon_restart_while_smtp_is_down_loses_nothing_and_sends_nothi
         async with trio.open_nursery() as nursery:
             daemon = await nursery.start(lambda task_status: run_daemon(
                 config, stop=stop, handle_signals=False, task_status=task_status))
-            await wait_until(daemon.outbox.status, predicate)
+            await wait_for_status(daemon.outbox.status, predicate, seconds=10)
             stop.set()
 
     smtp.stop()

@@ -8,17 +8,18 @@ is held, visibly; quoted customer HTML loses its remote resources.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from typing import Any
 
 import trio
 
-from daemon.actors.outbox import OutboxActor, OutboxStatus, RetryPolicy
+from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.app import Daemon
 from daemon.http.app import create_app
 from tests.fakes.smtp import FakeSmtp
+from tests.helpers import wait_for_status
 from tests.outbox.conftest import customer_mail
 from tests.outbox.test_queue import by_recipient, html_of
 
@@ -43,12 +44,6 @@ def follow_up(n: int, sender: str = f"Mallory <{STRANGER}>") -> bytes:
                          in_reply_to="s1@strangers.example", body="Well?\n")
 
 
-async def wait_for(status: OutboxStatus, predicate: Callable[[OutboxStatus], bool]) -> None:
-    with trio.fail_after(20):
-        while not predicate(status):
-            await status.changed.wait()
-
-
 @asynccontextmanager
 async def outbox(env: Any) -> AsyncIterator[OutboxActor]:
     actor = OutboxActor(env.config, env.store, policy=FAST, poll_interval=0.05,
@@ -68,7 +63,7 @@ async def events(env: Any, kind: str) -> list[Any]:
     return [e for e in found if e.kind == kind]
 
 
-async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_sender(
+async def test_issue_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_sender(
         make_env, smtp: FakeSmtp):
     env = await make_env(smtp=smtp, account={"auto_reply": AUTO_REPLY})
     cc = victims(1000)
@@ -86,7 +81,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
 
     async with outbox(env) as actor:
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 1)
+        await wait_for_status(actor.status, lambda s: s.sent == 1, seconds=20)
         assert await env.queued() == []
         assert await env.store.run(lambda tx: tx.count_outbox("held")) == 0
         (auto,) = smtp.received
@@ -98,7 +93,7 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
         result = await env.reply(cid, "<p>Who are you?</p>")  # a coworker answers
         assert len(result.outbox_ids) == 20
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 21)
+        await wait_for_status(actor.status, lambda s: s.sent == 21, seconds=20)
         for address in cc[:19]:
             (got,) = smtp.to(address)
             assert got.rcpt_tos == (address,)
@@ -107,14 +102,14 @@ async def test_9_a_stranger_with_1000_cc_and_a_follow_up_reach_nobody_but_the_se
 
         await env.feed(follow_up(3))  # now the Cc'd followers are vouched for
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 41)
+        await wait_for_status(actor.status, lambda s: s.sent == 41, seconds=20)
     assert await env.queued() == []
     notices = [r for r in smtp.received if r.message["Auto-Submitted"] == "auto-generated"]
     assert sorted(r.rcpt_tos[0] for r in notices) == sorted([*cc[:19], "alex@a.example"])
     assert len(smtp.received) == 41
 
 
-async def test_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
+async def test_issue_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
     env = await make_env()
     await env.feed(stranger_mail(["Carol <carol@unknown.example>"]))
     cid = await conversation_of(env, "s1@strangers.example")
@@ -129,7 +124,7 @@ async def test_9_an_agents_reply_vouches_for_the_ccd_follower(make_env):
     assert sorted(notices) == ["alex@a.example", "carol@unknown.example"]
 
 
-async def test_9_a_person_the_crm_knew_is_notified_by_default(make_env):
+async def test_issue_9_a_person_the_crm_knew_is_notified_by_default(make_env):
     env = await make_env()
     await env.feed(stranger_mail(["Lisa Lund <lisa@acme.example>",
                                   "carol@unknown.example"]))
@@ -137,7 +132,7 @@ async def test_9_a_person_the_crm_knew_is_notified_by_default(make_env):
     assert sorted(await by_recipient(env, "notification")) == ["lisa@acme.example"]
 
 
-async def test_9_known_people_get_nothing_either_when_notify_known_people_is_off(make_env):
+async def test_issue_9_known_people_get_nothing_either_when_notify_known_people_is_off(make_env):
     env = await make_env(account={"notify_known_people": False})
     await env.feed(stranger_mail(["Lisa Lund <lisa@acme.example>",
                                   "carol@unknown.example"]))
@@ -150,7 +145,7 @@ async def test_9_known_people_get_nothing_either_when_notify_known_people_is_off
         "alex@a.example", "carol@unknown.example", "lisa@acme.example"]
 
 
-async def test_9_the_cap_on_new_followers_is_configurable(make_env):
+async def test_issue_9_the_cap_on_new_followers_is_configurable(make_env):
     env = await make_env(account={"max_new_followers_per_message": 3})
     await env.feed(stranger_mail(victims(5)))
     cid = await conversation_of(env, "s1@strangers.example")
@@ -164,7 +159,7 @@ async def test_9_the_cap_on_new_followers_is_configurable(make_env):
     assert len(await env.find("follower", conversation=cid)) == 6
 
 
-async def test_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
+async def test_issue_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
         make_env, smtp: FakeSmtp):
     env = await make_env(smtp=smtp, account={"auto_reply": AUTO_REPLY,
                                              "automatic_mail_per_hour": 2})
@@ -187,14 +182,14 @@ async def test_9_automatic_mail_over_the_budget_is_held_visible_and_releasable(
         (held.id, held.recipient, "notification")]
     async with outbox(env) as actor:
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 2)
+        await wait_for_status(actor.status, lambda s: s.sent == 2, seconds=20)
         assert actor.status.as_json()["held"] == 1  # what /status shows
         assert smtp.to(held.recipient) == []
         response = await client.post(f"/api/v1/outbox/{held.id}/release")
         assert response.status_code == 202
         assert (await client.post(f"/api/v1/outbox/{held.id}/release")).status_code == 409
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 3 and s.held == 0)
+        await wait_for_status(actor.status, lambda s: s.sent == 3 and s.held == 0, seconds=20)
     assert len(smtp.to(held.recipient)) == 1
     # The window slides: an hour later there is room again. Ann writes; Lisa and Bob.
     env.clock.advance(3601)
@@ -217,7 +212,7 @@ def html_mail(html: str) -> bytes:
     return bytes(m)
 
 
-async def test_9_remote_images_are_stripped_from_the_quoted_history(make_env):
+async def test_issue_9_remote_images_are_stripped_from_the_quoted_history(make_env):
     env = await make_env()
     await env.feed(html_mail(
         '<p style="background-color:url(https://track.example/bg)">The printer jams.</p>'

@@ -8,9 +8,10 @@ from structlog.testing import capture_logs
 
 from daemon.actors.outbox import OutboxActor
 from daemon.messages import OutcomeStatus
+from tests.actors.test_outbox import FAST, running
 from tests.fakes.smtp import FakeSmtp
+from tests.helpers import wait_for_status
 from tests.outbox.conftest import customer_mail
-from tests.outbox.test_actor import FAST, running, wait_for
 
 
 def broken_template(tmp_path: Path, source: str = "<p>Hi</p>\n<p>{{ 1/0 }}</p>\n") -> None:
@@ -42,7 +43,7 @@ async def test_a_zero_division_in_the_template_sends_with_the_default(make_env, 
                         sent_copy=None)
     async with running(actor):
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 2)
+        await wait_for_status(actor.status, lambda s: s.sent == 2, seconds=10)
     bodies = [got.message.get_body(("html",)).get_content() for got in smtp.to(
         "ann@acme.example")]
     assert len(bodies) == 2

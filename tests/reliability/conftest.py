@@ -1,17 +1,17 @@
 """Shared pieces of the fault drills (docs/reliability.md).
 
-* ``dovecot`` (session): one throw-away Dovecot (tests/fakes/dovecot.py); each drill adds
-  its own user.
-* :func:`write_drill_config`: a TOML file with one IMAP account (``support``) and,
-  optionally, one Maildir account (``local``), SQLite store, JSON logs, no HTTP.
+* ``dovecot`` (session) is the one of tests/conftest.py; each drill adds its own user.
+* :func:`write_drill_config`: one IMAP account (``support``) and, optionally, one Maildir
+  account (``local``), written by :func:`tests.helpers.write_config` (no HTTP).
 * :func:`reference_census`: what an *uninterrupted* import of the same messages stores,
   computed with the daemon's own processor on a separate store. The drills compare
   against it, so "lost" and "duplicated" mean "differs from a run without faults", not a
   guess of which generated messages the classifier keeps.
 * :func:`take_census`: what a store holds (conversation messages by ``emailid``, raw
   records by status, source keys, checkpoints).
-* :func:`wait_for_status`: event-driven waits on an account's status (the daemon in the
-  test's own Trio run is :func:`daemon.app.open_daemon`).
+* :func:`caught_up_to`: the predicate for :func:`tests.helpers.wait_for_status` that an
+  IMAP account imported everything (the daemon in the test's own Trio run is
+  :func:`daemon.app.open_daemon`).
 * :func:`report`: a drill's figures, printed in a "fault drills" section at the end of
   the pytest run (so CI logs show ``lost=0 duplicated=0`` even when everything passes).
 """
@@ -19,10 +19,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +35,9 @@ from daemon.config import Config, load_config, load_secret_key
 from daemon.imap.folder import checkpoint_key
 from daemon.messages import Checkpoint, RawMessage, source_key
 from daemon.store import open_store
-from tests.fakes.dovecot import Dovecot, MailUser, dovecot_binary
+from tests.fakes.dovecot import MailUser
+from tests.helpers import write_config
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "config" / "demo"
 ACCOUNT = "support"
 MAILDIR_ACCOUNT = "local"
 PASSWORD_ENV = "POSTROOM_DRILL_PASSWORD"
@@ -69,18 +67,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    if dovecot_binary() is None:
-        pytest.skip("dovecot is not installed (apt-get install dovecot-core dovecot-imapd)")
-    server = Dovecot()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
-
-
 @dataclass(frozen=True)
 class Imap:
     """Where the daemon's IMAP account connects, and how patient it is."""
@@ -94,7 +80,8 @@ class Imap:
 
 def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
                        maildir: bool = False) -> Path:
-    """Write ``root/postroom.toml`` (+ runtime and seed files); return its path.
+    """Write ``root/postroom.toml`` (+ runtime and seed files) with
+    :func:`tests.helpers.write_config`; return its path.
 
     Args:
         root: an empty directory; the store is ``root/postroom.db``.
@@ -102,20 +89,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
         store_query: appended to the SQLite URL, e.g. ``?busy_timeout_ms=50``.
         maildir: also configure the Maildir account ``local`` (``root/Maildir``).
     """
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(DEMO / "runtime.json", root / "runtime.json")
-    shutil.copy(DEMO / "seed.json", root / "seed.json")
-    text = textwrap.dedent(f"""\
-        [daemon]
-        store = "sqlite:///postroom.db{store_query}"
-        runtime = "runtime.json"
-        seed_objects = "seed.json"
-        log_format = "json"
-        shutdown_grace_seconds = 5
-
-        [http]
-        enabled = false
-
+    accounts = textwrap.dedent(f"""
         [[imap_connections]]
         id = "dovecot"
         imap_host = "127.0.0.1"
@@ -138,7 +112,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
         stable_after_seconds = 30
         """)
     if maildir:
-        text += textwrap.dedent(f"""
+        accounts += textwrap.dedent(f"""
             [[accounts]]
             id = "{MAILDIR_ACCOUNT}"
             email = "local@demo.example"
@@ -148,10 +122,7 @@ def write_drill_config(root: Path, imap: Imap, *, store_query: str = "",
             backoff_cap_seconds = {imap.backoff_cap}
             stable_after_seconds = 30
             """)
-        for sub in ("new", "cur", "tmp"):
-            (root / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
-    (root / "postroom.toml").write_text(text)
-    return root / "postroom.toml"
+    return write_config(root, http=False, store_query=store_query, accounts=accounts)
 
 
 def drill_environ(imap: Imap) -> dict[str, str]:
@@ -233,13 +204,6 @@ async def reference_census(root: Path, imap: Imap, messages: Sequence[tuple[int,
 
 
 # -- the daemon in this Trio run ---------------------------------------------------------
-
-async def wait_for_status(status: AccountStatus,
-                          predicate: Callable[[AccountStatus], bool]) -> None:
-    """Return once ``predicate(status)`` holds, re-checked on every status change."""
-    while not predicate(status):
-        await status.changed.wait()
-
 
 def caught_up_to(uid: int) -> Callable[[AccountStatus], bool]:
     """An IMAP account is idle with ``last_uid`` at ``uid``: everything imported, flagged."""

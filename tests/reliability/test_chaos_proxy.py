@@ -27,6 +27,7 @@ from benchmarks.messages import generate_messages
 from daemon.app import open_daemon
 from tests.fakes.dovecot import Dovecot, MailUser
 from tests.fakes.tcp_proxy import Chaos, TcpProxy, open_tcp_proxy
+from tests.helpers import wait_for_status
 from tests.reliability.conftest import (
     ACCOUNT,
     LONG,
@@ -36,7 +37,6 @@ from tests.reliability.conftest import (
     reference_census,
     report,
     take_census,
-    wait_for_status,
     write_drill_config,
 )
 

@@ -20,8 +20,9 @@ Short form by default; ``POSTROOM_DRILLS=long`` runs the long form (2,000 messag
 kills). The kill points come from a fixed seed, so a failure reproduces.
 
 The drill's first run found committed messages left unread for good (a crash between a
-commit and the ``\\Seen`` of its group); :func:`test_6_flags_cut_short_by_a_crash_are_finished`
-pins the fix (the ``flagged_uid`` checkpoint, daemon/imap/folder.py) without a process.
+commit and the ``\\Seen`` of its group);
+:func:`test_issue_6_flags_cut_short_by_a_crash_are_finished` pins the fix (the
+``flagged_uid`` checkpoint, daemon/imap/folder.py) without a process.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from daemon.supervisor import RestartPolicy, supervise
 from tests.actors.conftest import make_account, make_connection
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import POISON, FakeProcessor
+from tests.helpers import wait_for_status
 from tests.reliability.conftest import (
     FAILURE_FOLDER,
     Imap,
@@ -62,7 +64,6 @@ from tests.reliability.conftest import (
     reference_census,
     report,
     take_census,
-    wait_for_status,
     write_drill_config,
 )
 
@@ -230,7 +231,7 @@ async def test_sigkill_during_imap_import_long(dovecot: Dovecot, tmp_path: Path)
     await run_drill(LONG, dovecot, tmp_path)
 
 
-async def test_6_flags_cut_short_by_a_crash_are_finished(dovecot: Dovecot, tmp_path: Path):
+async def test_issue_6_flags_cut_short_by_a_crash_are_finished(dovecot: Dovecot, tmp_path: Path):
     """A session dies after its group's commits but before their flags: the next one
     sets ``\\Seen`` (and moves the failed message) without fetching anything again."""
     user = dovecot.add_user()

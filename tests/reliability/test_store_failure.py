@@ -35,6 +35,7 @@ from daemon.actors.status import AccountState, AccountStatus
 from daemon.app import Daemon, open_daemon
 from daemon.store.asyncstore import AsyncStore
 from tests.fakes.dovecot import Dovecot, MailUser, make_message
+from tests.helpers import wait_for_status
 from tests.reliability.conftest import (
     ACCOUNT,
     MAILDIR_ACCOUNT,
@@ -43,7 +44,6 @@ from tests.reliability.conftest import (
     load_drill_config,
     report,
     take_census,
-    wait_for_status,
     write_drill_config,
 )
 

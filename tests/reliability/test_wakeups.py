@@ -23,12 +23,12 @@ from daemon.supervisor import RestartPolicy, supervise
 from tests.actors.conftest import make_account, make_connection
 from tests.fakes.dovecot import Dovecot, make_message
 from tests.fakes.processor import FakeProcessor
-from tests.reliability.conftest import wait_for_status
+from tests.helpers import wait_for_status
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.reliability]
 
 
-async def test_6_mail_arriving_during_the_last_search_is_imported_at_once(
+async def test_issue_6_mail_arriving_during_the_last_search_is_imported_at_once(
         dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     user = dovecot.add_user()
     sneaky: list[bytes] = []

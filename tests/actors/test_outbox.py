@@ -1,4 +1,5 @@
-"""The outbox actor: backoff timing (MockClock), and real SMTP for failures and restarts."""
+"""daemon/actors/outbox.py: backoff timing (MockClock), real SMTP for failures and restarts,
+the Sent copy over a real Dovecot."""
 
 from __future__ import annotations
 
@@ -13,24 +14,19 @@ import pytest
 import trio
 import trustme
 
-from daemon.actors.outbox import OutboxActor, OutboxStatus, RetryPolicy
+from daemon.actors.outbox import OutboxActor, RetryPolicy
 from daemon.errors import ConnectError, TransientError
 from daemon.mail.parse import parse_message
+from daemon.outbox import delivery
 from daemon.outbox.transport import MaildirSent
 from daemon.store import AsyncStore, open_store
 from daemon.store.base import OutboxItem
-from tests.fakes.dovecot import Dovecot, dovecot_binary
+from tests.fakes.dovecot import Dovecot
 from tests.fakes.smtp import FakeSmtp
+from tests.helpers import wait_for_status
 from tests.outbox.conftest import FAR_FUTURE, SMTP_PASSWORD, customer_mail, make_data
 
 FAST = RetryPolicy(base=0.02, cap=0.1, max_attempts=1000, give_up_after=3600)
-
-
-async def wait_for(status: OutboxStatus, predicate: Callable[[OutboxStatus], bool],
-                   seconds: float = 10.0) -> None:
-    with trio.fail_after(seconds):
-        while not predicate(status):
-            await status.changed.wait()
 
 
 @asynccontextmanager
@@ -102,7 +98,7 @@ async def test_transient_failures_back_off_exponentially_with_jitter(autojump_cl
                         now=lambda: start + timedelta(seconds=trio.current_time()),
                         transports=lambda config, account: transport)
     async with running(actor):
-        await wait_for(actor.status, lambda s: s.sent == 1, seconds=10_000)
+        await wait_for_status(actor.status, lambda s: s.sent == 1, seconds=10_000)
     twin = random.Random(7)
     delays = [policy.delay(n, twin) for n in (1, 2, 3)]
     expected = [0.0, delays[0], delays[0] + delays[1], sum(delays)]
@@ -127,7 +123,7 @@ async def test_giving_up_after_max_attempts_records_a_delivery_error(autojump_cl
                         now=lambda: start + timedelta(seconds=trio.current_time()),
                         transports=lambda config, account: transport)
     async with running(actor):
-        await wait_for(actor.status, lambda s: s.failed == 1, seconds=10_000)
+        await wait_for_status(actor.status, lambda s: s.failed == 1, seconds=10_000)
     done = await env.outbox(item.id)
     assert (done.status, done.attempts) == ("failed", 3)
     (error,) = await errors(env, type="delivery")
@@ -159,7 +155,7 @@ async def test_three_emails_on_the_wire_and_a_550_is_not_retried(make_env, smtp:
                         sent_copy=None)
     async with running(actor):
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent + s.failed == 3)
+        await wait_for_status(actor.status, lambda s: s.sent + s.failed == 3, seconds=10)
     assert (actor.status.sent, actor.status.failed, actor.status.retried) == (2, 1, 0)
     for address in ("ann@acme.example", "lisa@acme.example"):
         (got,) = smtp.to(address)
@@ -192,12 +188,12 @@ async def test_smtp_down_for_a_while_then_back(make_env, smtp: FakeSmtp):
     actor = OutboxActor(env.config, env.store, policy=FAST, poll_interval=0.05,
                         sent_copy=None)
     async with running(actor):
-        await wait_for(actor.status, lambda s: s.retried >= 6)  # two rounds refused
+        await wait_for_status(actor.status, lambda s: s.retried >= 6, seconds=10)  # refused twice
         assert actor.status.sent == 0
         assert "connection refused" in actor.status.last_error
         assert len(await errors(env, type="delivery_delayed")) == 3  # once per item
         smtp.start()
-        await wait_for(actor.status, lambda s: s.sent == 3)
+        await wait_for_status(actor.status, lambda s: s.sent == 3, seconds=10)
     assert sorted(r.rcpt_tos[0] for r in smtp.received) == [
         "ann@acme.example", "bob@globex.example", "lisa@acme.example"]
     assert all(e.get("resolveddate") for e in await errors(env, type="delivery_delayed"))
@@ -212,7 +208,7 @@ async def test_a_4xx_is_retried(make_env, smtp: FakeSmtp):
                         sent_copy=None)
     async with running(actor):
         actor.wakeup()
-        await wait_for(actor.status, lambda s: s.sent == 1)
+        await wait_for_status(actor.status, lambda s: s.sent == 1, seconds=10)
     assert actor.status.retried == 2
     assert [kind for kind, _ in smtp.attempts].count("DATA") == 3
     assert len(smtp.received) == 1
@@ -227,7 +223,7 @@ async def test_a_restart_in_between_loses_nothing_and_sends_nothing_twice(
     first = OutboxActor(env.config, env.store, policy=FAST, poll_interval=0.05,
                         sent_copy=None)
     async with running(first):
-        await wait_for(first.status, lambda s: s.retried >= 3)
+        await wait_for_status(first.status, lambda s: s.retried >= 3, seconds=10)
     await env.store.aclose()  # the daemon is gone; the outbox is only in the database
 
     smtp.start()
@@ -237,7 +233,7 @@ async def test_a_restart_in_between_loses_nothing_and_sends_nothing_twice(
         second = OutboxActor(env.config, store, policy=FAST, poll_interval=0.05,
                              sent_copy=None)
         async with running(second):
-            await wait_for(second.status, lambda s: s.sent == 3)
+            await wait_for_status(second.status, lambda s: s.sent == 3, seconds=10)
         assert await second.deliver_due() == 0
         third = OutboxActor(env.config, store, policy=FAST, sent_copy=None)
         assert await third.deliver_due() == 0
@@ -305,11 +301,7 @@ async def test_an_unknown_account_fails_its_items(make_env):
 
 @pytest.mark.dovecot
 async def test_a_copy_goes_to_the_sent_folder_over_imap(make_env, ca: trustme.CA,
-                                                        tmp_path: Path):
-    if dovecot_binary() is None:
-        pytest.skip("dovecot is not installed")
-    dovecot = Dovecot()
-    dovecot.start()
+                                                        dovecot: Dovecot, tmp_path: Path):
     user = dovecot.add_user(password=SMTP_PASSWORD)  # one login for IMAP and SMTP
     server = FakeSmtp(ca, tmp_path, users={user.name: SMTP_PASSWORD})
     server.start()
@@ -330,7 +322,6 @@ async def test_a_copy_goes_to_the_sent_folder_over_imap(make_env, ca: trustme.CA
         assert parse_message(raw).message_id == item.message_id
     finally:
         server.stop()
-        dovecot.cleanup()
 
 
 async def test_a_store_failure_ends_the_batch_without_crashing_and_loses_nothing(make_env):
@@ -343,7 +334,7 @@ async def test_a_store_failure_ends_the_batch_without_crashing_and_loses_nothing
         failures = 1
 
         async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-            if fn.__name__ == "_record_retry" and self.failures:
+            if fn is delivery.record_retry and self.failures:
                 self.failures -= 1
                 raise StoreBusyError("database is locked")
             return await super().run(fn, *args)
@@ -374,7 +365,7 @@ async def test_a_disabled_account_sends_nothing_its_mail_waits(autojump_clock, m
                         now=lambda: start + timedelta(seconds=trio.current_time()),
                         transports=lambda config, account: transport)
     async with running(actor):
-        await wait_for(actor.status, lambda s: s.retried >= 1, seconds=10_000)
+        await wait_for_status(actor.status, lambda s: s.retried >= 1, seconds=10_000)
     assert transport.calls == []
     waiting = await env.outbox(item.id)
     assert waiting.status == "queued"
