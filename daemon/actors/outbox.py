@@ -130,7 +130,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1-based)."""
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        ceiling: float = min(self.cap, self.base * 2 ** max(0, attempts - 1))
         return ceiling / 2 + rng.random() * ceiling / 2
 
     def gives_up(self, attempts: int, age: timedelta) -> bool:

@@ -119,7 +119,7 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
             reason="automatic mail that matches no conversation (allowAutomaticEmails)",
             rules=job.classification.rules))
     parent_id = None
-    if new_conversation:
+    if conversation_id is None:
         conversation_id, parent_id = _start_conversation(tx, ctx, parent_cfg, parsed)
         if previous is not None:
             tx.update(ctx.runtime.conversation.limetype, conversation_id,

@@ -23,13 +23,14 @@ from quart import Blueprint, jsonify, request
 from daemon.store.base import OutboxItem
 
 if TYPE_CHECKING:
-    from daemon.app import Daemon
+    from daemon.http.context import DaemonContext
+    from daemon.store.base import Tx
 
 _STATUSES = ("held", "queued", "sent", "failed")
 _LIMIT_MAX = 1000
 
 
-def outbox_blueprint(daemon: Daemon) -> Blueprint:
+def outbox_blueprint(daemon: DaemonContext) -> Blueprint:
     """The routes above, bound to a running :class:`~daemon.app.Daemon`."""
     bp = Blueprint("outbox", __name__)
 
@@ -58,7 +59,7 @@ def outbox_blueprint(daemon: Daemon) -> Blueprint:
     return bp
 
 
-def _release(tx: Any, daemon: Daemon, outbox_id: int) -> bool:
+def _release(tx: Tx, daemon: DaemonContext, outbox_id: int) -> bool:
     if not tx.release_outbox(outbox_id):
         return False
     item = tx.get_outbox(outbox_id)

@@ -53,7 +53,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 import trio
@@ -63,6 +64,9 @@ from daemon.config import is_loopback
 from daemon.errors import ConfigError, ConfigProblem, ConnectError, ProtocolError
 from daemon.imap.errors import map_errors
 from daemon.limiters import shared_limiter
+
+if TYPE_CHECKING:
+    from daemon.config.connections import TlsMode
 
 log = structlog.get_logger("postroom.imap")
 
@@ -105,8 +109,8 @@ class ConnectionSettings(Protocol):
 
     imap_host: str
     imap_port: int
-    imap_tls: str
-    ca_file: Any
+    imap_tls: TlsMode
+    ca_file: Path | None
     verify_certificates: bool
     connect_timeout_seconds: float
     read_timeout_seconds: float
@@ -327,7 +331,8 @@ class ImapSession:
     def socket(self) -> socket.socket:
         """The connected socket, for waiting on readability (never read it directly)."""
         assert self.client is not None
-        return self.client.socket()
+        sock: socket.socket = self.client.socket()
+        return sock
 
     def _shutdown_socket(self) -> None:
         """Shut the OS socket down (not TLS-level) so a blocked thread returns."""

@@ -50,7 +50,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from markupsafe import Markup
@@ -76,6 +76,9 @@ from daemon.outbox.compose import (
 )
 from daemon.outbox.phrases import phrases_for
 from daemon.store.base import Obj, OutboxItem, Tx
+
+if TYPE_CHECKING:
+    from daemon.config import Account, Config, RuntimeConfig
 
 #: The kinds of mail, with the one-letter kind signed into their Message-IDs.
 KINDS = {"reply": "r", "notification": "n", "auto_reply": "a"}
@@ -108,7 +111,7 @@ class Outgoing:
         templates: the template environment; by default the one for ``config.base_dir``.
     """
 
-    config: Any
+    config: Config
     secret: bytes = field(repr=False)
     account_id: str
     now: Callable[[], datetime] = _utcnow
@@ -120,7 +123,7 @@ class Outgoing:
                                environment_for(self.config))
 
     @classmethod
-    def from_config(cls, config: Any, secret: bytes, account_id: str, *,
+    def from_config(cls, config: Config, secret: bytes, account_id: str, *,
                     now: Callable[[], datetime] | None = None) -> Outgoing:
         """The composer for ``account_id``.
 
@@ -135,11 +138,11 @@ class Outgoing:
                    templates=environment_for(config))
 
     @property
-    def account(self) -> Any:
+    def account(self) -> Account:
         return self.config.account(self.account_id)
 
     @property
-    def runtime(self) -> Any:
+    def runtime(self) -> RuntimeConfig:
         return self.config.runtime
 
     @property
@@ -148,7 +151,7 @@ class Outgoing:
         return frozenset(a for account in self.config.accounts for a in account.addresses)
 
 
-def mail_queuer(config: Any, secret: bytes, *, now: Callable[[], datetime] | None = None
+def mail_queuer(config: Config, secret: bytes, *, now: Callable[[], datetime] | None = None
                 ) -> Callable[..., list[int]]:
     """``queue_mail(tx, account_id, **kwargs)`` for the importer's ``Processing.queue_mail``.
 
@@ -270,7 +273,8 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
     content = _content(tx, out, kind, conversation, message, followers)
     budget = (len(recipients) if kind == "reply" else
               take_automatic_mail_budget(tx, out.account, out.now(), len(recipients)))
-    ids, held = [], []
+    ids: list[int] = []
+    held: list[int] = []
     for n, recipient in enumerate(recipients):
         others = tuple(r.mailbox for r in recipients if r is not recipient)
         queued = _queue_one(tx, out, kind, conversation, message.id, content, recipient,
@@ -437,7 +441,7 @@ def _subject(out: Outgoing, conversation_id: int, base: str, *, reply: bool) -> 
     return subject
 
 
-def _signature(account: Any) -> Markup:
+def _signature(account: Account) -> Markup:
     if not account.signature.strip():
         return Markup("")
     return Markup('<div class="postroom-signature" style="margin:16px 0 0 0;">{}</div>'

@@ -15,15 +15,14 @@ from __future__ import annotations
 __all__ = ["append_sent", "wants_sent_copy"]
 
 from collections.abc import Sequence
-from typing import Any
 
-from daemon.config import ImapConnection
+from daemon.config import Account, Config, ImapConnection
 from daemon.errors import ProtocolError
 from daemon.imap.connection import ImapSession, open_session
 from daemon.imap.login import password_login
 
 
-def wants_sent_copy(config: Any, account: Any) -> bool:
+def wants_sent_copy(config: Config, account: Account) -> bool:
     """True when ``account`` has IMAP, a password and a ``sent_folder``."""
     if not account.sent_folder or account.password is None:
         return False
@@ -33,7 +32,7 @@ def wants_sent_copy(config: Any, account: Any) -> bool:
         return False
 
 
-async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> None:
+async def append_sent(config: Config, account: Account, messages: Sequence[bytes]) -> None:
     """APPEND ``messages`` to the account's ``sent_folder`` in one IMAP session.
 
     A checkpoint. Raises ConnectError, AuthError or ProtocolError (from
@@ -42,6 +41,9 @@ async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> N
     if not messages:
         return
     connection = config.connection_for(account)
+    # What wants_sent_copy checked before the caller asked for the copy.
+    assert isinstance(connection, ImapConnection)
+    assert account.password is not None and account.sent_folder
     login = password_login(account.login, account.password)
     async with open_session(connection, login, account=account.id) as session:
         for raw in messages:
