@@ -67,7 +67,7 @@ from typing import Any
 import structlog
 import trio
 
-from daemon.config import HOURS, SECONDS
+from daemon.config import HOURS, SECONDS, Account, Config, RuntimeConfig
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
@@ -141,7 +141,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-SentCopy = Callable[[Any, Any, Sequence[bytes]], Awaitable[None]]
+SentCopy = Callable[[Config, Account, Sequence[bytes]], Awaitable[None]]
 
 
 class OutboxActor:
@@ -159,10 +159,10 @@ class OutboxActor:
         sent_copy: ``await sent_copy(config, account, raws)``; None disables the copies.
     """
 
-    def __init__(self, config: Any, store: AsyncStore, *, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, config: Config, store: AsyncStore, *, policy: RetryPolicy = RetryPolicy(),
                  poll_interval: float = 2 * SECONDS, batch_size: int = 50,
                  now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
-                 transports: Callable[[Any, Any], Transport] = transport_for,
+                 transports: Callable[[Config, Account], Transport] = transport_for,
                  sent_copy: SentCopy | None = append_sent) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("poll_interval must be positive and batch_size at least 1")
@@ -338,7 +338,7 @@ class OutboxActor:
         log.error("outbox.failed", account=item.account, outbox=item.id,
                   message_id=item.message_id, error=error)
 
-    async def _copy(self, account: Any, raws: list[bytes]) -> None:
+    async def _copy(self, account: Account, raws: list[bytes]) -> None:
         assert self._sent_copy is not None
         try:
             await self._sent_copy(self.config, account, raws)
@@ -358,7 +358,8 @@ class OutboxActor:
 # -- store transactions (run in the store's worker thread) --------------------------------
 
 
-def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:
+def _record_sent(tx: Tx, runtime: RuntimeConfig, item: OutboxItem, reply: str, when: datetime
+                 ) -> None:
     assert item.id is not None
     tx.mark_sent(item.id, when)
     _resolve_delays(tx, runtime, item, when)
@@ -368,7 +369,7 @@ def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datet
         "reply": reply})
 
 
-def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: datetime,
+def _record_retry(tx: Tx, runtime: RuntimeConfig, item: OutboxItem, error: str, next_at: datetime,
                   now: datetime) -> None:
     assert item.id is not None
     tx.mark_retry(item.id, error, next_at)
@@ -381,7 +382,7 @@ def _record_retry(tx: Tx, runtime: Any, item: OutboxItem, error: str, next_at: d
         "error": error, "next_attempt_at": next_at.isoformat()})
 
 
-def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: datetime,
+def _record_failure(tx: Tx, runtime: RuntimeConfig, item: OutboxItem, error: str, now: datetime,
                     recipient_refused: bool) -> None:
     assert item.id is not None
     tx.mark_failed(item.id, error)
@@ -394,7 +395,7 @@ def _record_failure(tx: Tx, runtime: Any, item: OutboxItem, error: str, now: dat
         "conversationmessage": item.conversation_message_id, "error": error})
 
 
-def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
+def _error_record(tx: Tx, runtime: RuntimeConfig, item: OutboxItem, kind: str, error: str,
                   now: datetime) -> None:
     ecfg = runtime.conversation_message_error
     tx.create(ecfg.limetype, {
@@ -407,7 +408,7 @@ def _error_record(tx: Tx, runtime: Any, item: OutboxItem, kind: str, error: str,
     })
 
 
-def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> None:
+def _resolve_delays(tx: Tx, runtime: RuntimeConfig, item: OutboxItem, now: datetime) -> None:
     """Mark this item's open ``delivery_delayed`` records resolved."""
     ecfg = runtime.conversation_message_error
     for record in tx.find(ecfg.limetype, {"outbox": item.id,
@@ -416,7 +417,7 @@ def _resolve_delays(tx: Tx, runtime: Any, item: OutboxItem, now: datetime) -> No
             tx.update(ecfg.limetype, record.id, {ecfg.property_resolved_date: now.isoformat()})
 
 
-def _mark_follower_failing(tx: Tx, runtime: Any, message_follower_id: int) -> None:
+def _mark_follower_failing(tx: Tx, runtime: RuntimeConfig, message_follower_id: int) -> None:
     mf, fcfg = runtime.message_follower, runtime.follower
     row = tx.get(mf.limetype, message_follower_id)
     follower_id = row.get(mf.relation_follower) if row is not None else None

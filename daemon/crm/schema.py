@@ -4,10 +4,13 @@ from __future__ import annotations
 
 __all__ = ["lookup_indexes"]
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
 
 
-def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
+def lookup_indexes(runtime: RuntimeConfig) -> list[tuple[str, str, bool]]:
     """``(limetype, property, unique)`` for every property the pipeline searches by."""
     cm, f, mf = runtime.conversation_message, runtime.follower, runtime.message_follower
     indexes = [
@@ -21,8 +24,8 @@ def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
     ]
     for parent in runtime.follower_parents:
         indexes.append((parent.limetype, parent.property_address, False))
-    for parent in runtime.conversation_parents:
-        for entry in parent.properties:
+    for parent_cfg in runtime.conversation_parents:
+        for entry in parent_cfg.properties:
             if entry.search_path and entry.message_property:
                 limetype, _, prop = entry.search_path.partition(".")
                 indexes.append((limetype, prop.split(".")[0], False))
