@@ -37,10 +37,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 import trio
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.messages import Outcome
 
 EX_TEMPFAIL = 75
 
@@ -243,7 +247,7 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drain(stream: Any) -> int:
+def _drain(stream: BinaryIO) -> int:
     """Read ``stream`` to its end in 1 MiB pieces, keeping nothing; the bytes read."""
     total = 0
     while chunk := stream.read(1 << 20):
@@ -251,7 +255,7 @@ def _drain(stream: Any) -> int:
     return total
 
 
-async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
+async def _deliver_one(config: Config, account: str, raw: bytes) -> Outcome:
     from daemon.actors.processor import Processor
     from daemon.app import build_plugin_manager, open_daemon_store
     from daemon.config import load_secret_key
@@ -402,7 +406,7 @@ def _files(args: argparse.Namespace) -> int:
 # -- talking to the running daemon ----------------------------------------------------
 
 
-def _daemon_request(config: Any, method: str, path: str, **kwargs: Any
+def _daemon_request(config: Config, method: str, path: str, **kwargs: Any
                     ) -> httpx.Response | None:
     if not config.http.enabled:
         return None
@@ -422,7 +426,7 @@ def _daemon_request(config: Any, method: str, path: str, **kwargs: Any
         return None
 
 
-def _daemon_get(config: Any, path: str) -> Any:
+def _daemon_get(config: Config, path: str) -> Any:
     response = _daemon_request(config, "GET", path)
     return response.json() if response is not None and response.status_code == 200 else None
 

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 __all__ = ["conversations_blueprint"]
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from quart import Blueprint, jsonify, request
 
-from daemon.config import load_secret_key
+from daemon.config import Config, load_secret_key
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, json_object
 from daemon.outbox.compose import OutgoingTooLarge
@@ -51,6 +51,11 @@ from daemon.outbox.reply import (
 from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from flask.sansio.app import App  # what Quart's BlueprintSetupState.app is typed as
+
+    from daemon.config.runtime import SendMessageAction
 
 log = structlog.get_logger("postroom.http")
 
@@ -116,7 +121,7 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
 class _Composers:
     """One :class:`Outgoing` per account; the secret key is loaded on first use."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self._secret: bytes | None = None
         self._by_account: dict[str, Outgoing] = {}
@@ -152,7 +157,7 @@ def _filename(text: str) -> str:
     return name
 
 
-def _raise_upload_limit(app: Any, limit: int) -> None:
+def _raise_upload_limit(app: App, limit: int) -> None:
     current = app.config.get("MAX_CONTENT_LENGTH")
     if current is not None and current < limit:
         app.config["MAX_CONTENT_LENGTH"] = limit
@@ -178,7 +183,7 @@ async def _account_of(daemon: DaemonContext, conversation_id: int) -> str:
 
 
 def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None
-                   ) -> Any:
+                   ) -> SendMessageAction | None:
     if action_id is None:
         return None
     for action in offered_actions(daemon.config.runtime, account_id):
@@ -188,7 +193,7 @@ def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None
                        f"{account_id!r} (GET .../actions lists the choices)")
 
 
-async def _run_action(daemon: DaemonContext, action: Any, result: ReplyResult
+async def _run_action(daemon: DaemonContext, action: SendMessageAction, result: ReplyResult
                       ) -> dict[str, Any]:
     """Run the chosen sendMessageAction through ``postroom_message_action``."""
     answer: dict[str, Any] = {"id": action.action.id, "label": action.label,
