@@ -35,7 +35,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"postroom {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, func: Any, help: str, config: bool = True) -> Any:
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
+                config: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         if config:

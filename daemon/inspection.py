@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from daemon.crm.identify import find_candidates
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
-from daemon.mail.model import ParsedMessage
+from daemon.mail.model import BounceInfo, ParsedMessage
 from daemon.mail.parse import parse_message
 from daemon.terminal import escape_controls
 
@@ -84,7 +84,7 @@ def _fields(parsed: ParsedMessage) -> dict[str, Any]:
     }
 
 
-def _bounce(bounce: Any) -> dict[str, Any] | None:
+def _bounce(bounce: BounceInfo | None) -> dict[str, Any] | None:
     if bounce is None:
         return None
     return {"recipient": bounce.recipient, "action": bounce.action, "status": bounce.status,

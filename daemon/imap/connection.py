@@ -292,7 +292,8 @@ class ImapSession:
         await login(self)
         await self.refresh_capabilities()
         if self.has("CONDSTORE") and self.has("ENABLE"):
-            await self.call(self.client.enable, "CONDSTORE")  # type: ignore[union-attr]
+            assert self.client is not None  # _open_client set it
+            await self.call(self.client.enable, "CONDSTORE")
         log.info("imap.connected", host=settings.imap_host, port=settings.imap_port,
                  tls=settings.imap_tls, idle=self.has("IDLE"),
                  condstore=self.has("CONDSTORE"))

@@ -75,7 +75,7 @@ from daemon.outbox.compose import (
     text_to_html,
 )
 from daemon.outbox.phrases import phrases_for
-from daemon.store.base import Obj, OutboxItem, Tx
+from daemon.store.base import Obj, OutboxItem, StoredFile, Tx
 
 if TYPE_CHECKING:
     from daemon.config import Account, Config, RuntimeConfig
@@ -413,7 +413,7 @@ def _files(tx: Tx, out: Outgoing, message_id: int
     return tuple(attachments), tuple(inline)
 
 
-def _file(tx: Tx, file_id: Any) -> Any:
+def _file(tx: Tx, file_id: object) -> StoredFile | None:
     return tx.get_file(file_id) if type(file_id) is int else None
 
 
