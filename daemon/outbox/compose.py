@@ -92,7 +92,8 @@ from daemon.outbox.sandbox import (
 )
 
 if TYPE_CHECKING:
-    from daemon.config import Config
+    # Not daemon.config: its check-config imports this module (tests/test_imports.py).
+    from daemon.config.load import Config
 
 log = structlog.get_logger("postroom.outbox")
 
