@@ -35,7 +35,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import hypercorn.config
 import pluggy
@@ -49,11 +49,11 @@ from daemon.actors.maildir import run_maildir_account
 from daemon.actors.outbox import OutboxActor
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.config import Config, load_secret_key
+from daemon.config import Account, Config, ImapConnection, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
-from daemon.http.guard import HttpGuard
+from daemon.http.guard import ASGIApp, HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
 from daemon.outbox.queue import mail_queuer
@@ -158,13 +158,13 @@ def build_plugin_manager(config: Config) -> pluggy.PluginManager:
     return pm
 
 
-def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: AccountHandle) -> Any:
+def _mailbox_runner(account: Account, config: Config, daemon: Daemon, handle: AccountHandle) -> Any:
     """The actor entry point for ``account``, ready for :func:`supervise`."""
     if account.auth == "maildir":
         return partial(run_maildir_account, account, submit=daemon.processor.submit_many,
                        handle=handle)
     connection = config.connection_for(account)
-    if connection is not None:
+    if isinstance(connection, ImapConnection):  # OAuth intake is not built yet
         from daemon.actors.imap import run_imap_account
 
         return partial(run_imap_account, account, connection,
@@ -174,7 +174,7 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
     return None
 
 
-def _policy(account: Any) -> RestartPolicy:
+def _policy(account: Account) -> RestartPolicy:
     return RestartPolicy(cap=account.backoff_cap_seconds,
                          reset_after=account.stable_after_seconds,
                          park_after_auth_failures=account.auth_failures_before_park)
@@ -268,7 +268,9 @@ async def _processor_caught_up(processor: Processor) -> None:
 
 def _http_app(daemon: Daemon) -> Any:
     """The ASGI stack: fast ``/livez``, then the guard, then the Quart app."""
-    daemon.http_guard = HttpGuard(create_app(daemon),
+    # Quart types the ASGI scope and events as hypercorn's TypedDicts; the guard passes
+    # them through as the plain dicts they are.
+    daemon.http_guard = HttpGuard(cast(ASGIApp, create_app(daemon)),
                                   body_timeout=daemon.config.http.body_timeout_seconds,
                                   stopping=lambda: daemon.stopping)
     return with_fast_probes(daemon.http_guard)

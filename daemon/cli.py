@@ -35,12 +35,16 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import httpx
 import trio
+
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.messages import Outcome
 
 EX_TEMPFAIL = 75
 
@@ -59,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"postroom {_version()}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, func: Any, help: str, config: bool = True) -> Any:
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
+                config: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         if config:
@@ -248,7 +253,7 @@ def _deliver(args: argparse.Namespace) -> int:
     return 0
 
 
-def _drain(stream: Any) -> int:
+def _drain(stream: BinaryIO) -> int:
     """Read ``stream`` to its end in 1 MiB pieces, keeping nothing; the bytes read."""
     total = 0
     while chunk := stream.read(1 << 20):
@@ -256,7 +261,7 @@ def _drain(stream: Any) -> int:
     return total
 
 
-async def _deliver_one(config: Any, account: str, raw: bytes) -> Any:
+async def _deliver_one(config: Config, account: str, raw: bytes) -> Outcome:
     from daemon.actors.processor import Processor
     from daemon.app import build_plugin_manager, open_daemon_store
     from daemon.config import load_secret_key
@@ -407,7 +412,7 @@ def _files(args: argparse.Namespace) -> int:
 # -- talking to the running daemon ----------------------------------------------------
 
 
-def _daemon_request(config: Any, method: str, path: str, **kwargs: Any
+def _daemon_request(config: Config, method: str, path: str, **kwargs: Any
                     ) -> httpx.Response | None:
     if not config.http.enabled:
         return None
@@ -427,7 +432,7 @@ def _daemon_request(config: Any, method: str, path: str, **kwargs: Any
         return None
 
 
-def _daemon_get(config: Any, path: str) -> Any:
+def _daemon_get(config: Config, path: str) -> Any:
     response = _daemon_request(config, "GET", path)
     return response.json() if response is not None and response.status_code == 200 else None
 

@@ -24,9 +24,9 @@ __all__ = ["inspect_files", "inspect_message"]
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.crm.identify import find_candidates
 from daemon.crm.importer import ImportJob, import_message
@@ -38,10 +38,15 @@ from daemon.messages import RawMessage
 from daemon.plugins.manager import call_hook
 from daemon.terminal import escape_controls
 
+if TYPE_CHECKING:
+    from daemon.config import Config
+    from daemon.mail.ids import MessageToken
+    from daemon.store.base import Store, Tx
+
 TEXT_PREVIEW = 300
 
 
-def inspect_message(raw: bytes, *, config: Any = None, store: Any = None,
+def inspect_message(raw: bytes, *, config: Config | None = None, store: Store | None = None,
                     secret: bytes | None = None, account: str | None = None) -> dict[str, Any]:
     """Everything the pipeline decides about ``raw``, as a JSON-able dict."""
     parsed = parse_message(raw)
@@ -49,7 +54,7 @@ def inspect_message(raw: bytes, *, config: Any = None, store: Any = None,
                     for a in (acc.email, *acc.aliases))
     installation = config.daemon.installation_id if config else None
 
-    def ours(message_id: str) -> Any:
+    def ours(message_id: str) -> MessageToken | None:
         if secret is None:
             return None
         return parse_message_id(secret, message_id, installation=installation)
@@ -142,7 +147,7 @@ def _fields(parsed: ParsedMessage) -> dict[str, Any]:
     }
 
 
-def _bounce(bounce: Any) -> dict[str, Any] | None:
+def _bounce(bounce: BounceInfo | None) -> dict[str, Any] | None:
     if bounce is None:
         return None
     return {"recipient": bounce.recipient, "action": bounce.action, "status": bounce.status,
@@ -151,11 +156,11 @@ def _bounce(bounce: Any) -> dict[str, Any] | None:
             "permanent": bounce.permanent}
 
 
-def _would_join(config: Any, store: Any, parsed: ParsedMessage, account: str | None,
-                ours: Any) -> dict[str, Any]:
+def _would_join(config: Config, store: Store, parsed: ParsedMessage, account: str | None,
+                ours: Callable[[str], MessageToken | None]) -> dict[str, Any]:
     runtime = config.runtime
 
-    def look(tx: Any) -> dict[str, Any]:
+    def look(tx: Tx) -> dict[str, Any]:
         accounts = [account] if account else [a.id for a in config.accounts]
         for acc in accounts:
             found = (tx.find_raw_by_message_id(acc, parsed.message_id) if parsed.message_id
@@ -175,7 +180,7 @@ def _would_join(config: Any, store: Any, parsed: ParsedMessage, account: str | N
         return look(tx)
 
 
-def inspect_files(paths: Iterable[Path], *, config: Any = None, as_json: bool = False,
+def inspect_files(paths: Iterable[Path], *, config: Config | None = None, as_json: bool = False,
                   out: TextIO | None = None) -> int:
     """Inspect each file; print JSON lines or a readable report. Returns the exit code."""
     out = out or sys.stdout
@@ -201,7 +206,7 @@ def inspect_files(paths: Iterable[Path], *, config: Any = None, as_json: bool = 
     return code
 
 
-def _open_store(config: Any) -> tuple[Any, bytes | None]:
+def _open_store(config: Config | None) -> tuple[Store | None, bytes | None]:
     """The configured store, read for lookups only, if it already exists."""
     if config is None:
         return None, None

@@ -41,7 +41,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import orjson
@@ -205,7 +205,7 @@ class _DirectLogger:
 
 
 #: The handler whose stream :class:`_DirectLogger` writes to (set by configure_logging).
-_direct_handler: list[logging.StreamHandler] = [logging.StreamHandler(sys.stderr)]  # type: ignore[type-arg]
+_direct_handler: list[logging.StreamHandler[TextIO]] = [logging.StreamHandler(sys.stderr)]
 
 
 class _DirectLoggerFactory:
@@ -233,7 +233,7 @@ _SYSLOG_PRIORITY = {"debug": 7, "info": 6, "msg": 6, "warning": 4, "warn": 4, "e
                     "exception": 3, "critical": 2, "fatal": 2}
 
 
-def stream_is_journal(stream: TextIO, environ: Any = os.environ) -> bool:
+def stream_is_journal(stream: TextIO, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether ``stream`` is connected to journald: ``$JOURNAL_STREAM`` is its dev:inode.
 
     systemd sets ``JOURNAL_STREAM`` for a unit whose stdout/stderr go to the journal;
@@ -277,7 +277,9 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     if fmt == "json":
         renderer: Any = structlog.processors.JSONRenderer(serializer=_json_dumps)
         # Never render local variables: a frame of a login call holds the password.
-        tail = [structlog.processors.ExceptionRenderer(
+        # structlog types a processor as dict in, dict out; these after the renderer take
+        # and return the rendered line.
+        tail: list[Any] = [structlog.processors.ExceptionRenderer(
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
             redact_rendered_exception]
     else:
@@ -286,7 +288,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
             structlog.dev.RichTracebackFormatter(show_locals=False, color_system=None)
             if _has_rich() else structlog.dev.plain_traceback))
         tail = [escape_control_characters]
-    priority = [add_syslog_priority] if stream_is_journal(stream) else []
+    priority: list[Any] = [add_syslog_priority] if stream_is_journal(stream) else []
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),

@@ -68,7 +68,7 @@ def backoff_delay(attempt: int, policy: RestartPolicy, rand: Callable[[], float]
     Returns:
         A float in ``[0, min(cap, base * 2**attempt))``.
     """
-    ceiling = min(policy.cap, policy.base * (2 ** min(attempt, 62)))
+    ceiling: float = min(policy.cap, policy.base * (2 ** min(attempt, 62)))
     return rand() * ceiling
 
 

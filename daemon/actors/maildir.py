@@ -37,13 +37,16 @@ __all__ = ["BATCH", "WATCH_INTERVAL", "ensure_maildir", "run_maildir_account"]
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState
 from daemon.messages import Outcome, RawMessage, SubmitMany, source_key
+
+if TYPE_CHECKING:
+    from daemon.config import Account
 
 log = structlog.get_logger("postroom.maildir")
 
@@ -86,11 +89,12 @@ def _acknowledge_all(root: Path, done: list[tuple[str, Outcome]], failure_folder
         _acknowledge(root, name, outcome, failure_folder)
 
 
-async def run_maildir_account(account: Any, *, submit: SubmitMany, handle: AccountHandle,
+async def run_maildir_account(account: Account, *, submit: SubmitMany, handle: AccountHandle,
                               task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                               ) -> None:
     """Watch ``account.maildir`` forever; see the module docstring."""
     structlog.contextvars.bind_contextvars(account=account.id)
+    assert account.maildir is not None  # auth = "maildir" requires it
     root = Path(account.maildir)
     status = handle.status
     status.set_state(AccountState.CONNECTING)
@@ -137,7 +141,7 @@ def _read_at_most(path: Path, count: int) -> bytes:
         return file.read(count)
 
 
-async def _import_batch(account: Any, root: Path, names: list[str], submit: SubmitMany,
+async def _import_batch(account: Account, root: Path, names: list[str], submit: SubmitMany,
                         handle: AccountHandle) -> None:
     files = await trio.to_thread.run_sync(_read, root, names, account.max_message_bytes)
     if not files:

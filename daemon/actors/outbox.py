@@ -68,7 +68,7 @@ from typing import Any
 import structlog
 import trio
 
-from daemon.config import HOURS, SECONDS
+from daemon.config import HOURS, SECONDS, Account, Config, RuntimeConfig
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.outbox import delivery
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
@@ -127,7 +127,7 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt (1-based)."""
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        ceiling: float = min(self.cap, self.base * 2 ** max(0, attempts - 1))
         return ceiling / 2 + rng.random() * ceiling / 2
 
     def gives_up(self, attempts: int, age: timedelta) -> bool:
@@ -138,7 +138,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-SentCopy = Callable[[Any, Any, Sequence[bytes]], Awaitable[None]]
+SentCopy = Callable[[Config, Account, Sequence[bytes]], Awaitable[None]]
 
 
 class OutboxActor:
@@ -156,10 +156,10 @@ class OutboxActor:
         sent_copy: ``await sent_copy(config, account, raws)``; None disables the copies.
     """
 
-    def __init__(self, config: Any, store: AsyncStore, *, policy: RetryPolicy = RetryPolicy(),
+    def __init__(self, config: Config, store: AsyncStore, *, policy: RetryPolicy = RetryPolicy(),
                  poll_interval: float = 2 * SECONDS, batch_size: int = 50,
                  now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
-                 transports: Callable[[Any, Any], Transport] = transport_for,
+                 transports: Callable[[Config, Account], Transport] = transport_for,
                  sent_copy: SentCopy | None = append_sent) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("poll_interval must be positive and batch_size at least 1")
@@ -340,7 +340,7 @@ class OutboxActor:
         log.error("outbox.failed", account=item.account, outbox=item.id,
                   message_id=item.message_id, error=error)
 
-    async def _copy(self, account: Any, raws: list[bytes]) -> None:
+    async def _copy(self, account: Account, raws: list[bytes]) -> None:
         assert self._sent_copy is not None
         try:
             await self._sent_copy(self.config, account, raws)

@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 import structlog
@@ -69,6 +69,11 @@ from daemon.mail.parse import parse_message
 from daemon.messages import Outcome, RawMessage
 from daemon.plugins.manager import call_async_hook, call_hook
 from daemon.store.asyncstore import AsyncStore
+
+if TYPE_CHECKING:
+    from daemon.mail.ids import MessageToken
+    from daemon.plugins.events import MessageImported
+    from daemon.store.base import Tx
 
 log = structlog.get_logger("postroom.processor")
 
@@ -294,12 +299,12 @@ class Processor:
     async def _fail(self, raw: RawMessage, error: str) -> Outcome:
         return await self.store.run(record_failure, self.ctx, raw, error)
 
-    async def _imported_hook(self, event: Any) -> None:
+    async def _imported_hook(self, event: MessageImported) -> None:
         await call_async_hook(self.pm, "postroom_message_imported", event=event)
 
     # -- our own Message-IDs ----------------------------------------------------------
 
-    def _token(self, message_id: str) -> Any:
+    def _token(self, message_id: str) -> MessageToken | None:
         token = parse_message_id(self._secret, message_id)
         if token is None or token.installation != self._installation:
             return None
@@ -333,7 +338,7 @@ def parse_inline(raw: bytes) -> bool:
     return cost <= INLINE_COST
 
 
-def _import_all(tx: Any, ctx: Processing, jobs: Sequence[ImportJob]
+def _import_all(tx: Tx, ctx: Processing, jobs: Sequence[ImportJob]
                 ) -> tuple[list[ImportResult], bool]:
     """Import ``jobs`` in order in the one open transaction (in the store's thread).
 

@@ -53,6 +53,7 @@ def check_config(path: str | Path, *, environ: Mapping[str, str] | None = None,
     """
     out = sys.stdout if out is None else out
     file = str(path)
+    warnings: tuple[ConfigProblem, ...]
     try:
         if file.endswith(".json"):
             runtime = load_runtime(path)

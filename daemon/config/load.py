@@ -127,7 +127,9 @@ class Config:
             account = self.account(account)
         if account.auth == MAILDIR:
             return None
-        for connection in (*self.oauth_apps, *self.imap_connections):
+        connections: tuple[OAuthApp | ImapConnection, ...] = (*self.oauth_apps,
+                                                               *self.imap_connections)
+        for connection in connections:
             if connection.id == account.auth:
                 return connection
         raise KeyError(f"no oauth_app or imap_connection named {account.auth!r}")

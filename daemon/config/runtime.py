@@ -50,6 +50,7 @@ __all__ = [
     "read_json",
 ]
 
+import builtins
 import json
 import re
 from collections.abc import Mapping
@@ -125,7 +126,7 @@ class PropertyMapping(_RuntimeModel):
     search_path: str | None = None
     default: Any = None
 
-    @property
+    @builtins.property  # the field above shadows the builtin in the class body
     def has_default(self) -> bool:
         """True when the file gave ``default`` (even ``null``)."""
         return "default" in self.model_fields_set
@@ -150,7 +151,7 @@ class PropertyMapping(_RuntimeModel):
     def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Dump what the file would say: no null messageProperty/searchPath, and default
         # only when given, so a loaded file dumps back to itself.
-        data = handler(self)
+        data: dict[str, Any] = handler(self)
         for key in ("message_property", "messageProperty", "search_path", "searchPath"):
             if data.get(key, 0) is None:
                 del data[key]

@@ -159,7 +159,8 @@ def _from_file(path: Path) -> Secret:
     except FileNotFoundError:
         raise SecretError("file", f'file "{path}" does not exist') from None
     except (OSError, UnicodeDecodeError) as exc:
-        why = os.strerror(exc.errno) if getattr(exc, "errno", None) else "not UTF-8 text"
+        why = (os.strerror(exc.errno) if isinstance(exc, OSError) and exc.errno
+               else "not UTF-8 text")
         raise SecretError("file", f'file "{path}" cannot be read: {why}') from None
     value = text.removesuffix("\n").removesuffix("\r")
     if not value:

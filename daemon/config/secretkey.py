@@ -14,12 +14,15 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.errors import ConfigError, ConfigProblem
 
+if TYPE_CHECKING:
+    from daemon.config.load import Config
 
-def load_secret_key(config: Any) -> bytes:
+
+def load_secret_key(config: Config) -> bytes:
     """32 bytes of key material for this installation."""
     configured = config.daemon.secret_key
     if configured is not None:

@@ -26,7 +26,7 @@ __all__ = ["store_name_problems", "template_problems"]
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from pydantic import BaseModel
@@ -46,6 +46,10 @@ from daemon.outbox.compose import (
 from daemon.outbox.sandbox import budgeted_environment, render_budgeted
 from daemon.store.values import NAME_RE
 
+if TYPE_CHECKING:
+    from daemon.config.accounts import Account
+    from daemon.config.load import Config
+
 _SAMPLE_WHEN = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 _KINDS = ("reply", "notification", "auto_reply")
 
@@ -53,7 +57,7 @@ _KINDS = ("reply", "notification", "auto_reply")
 # -- templates ------------------------------------------------------------------------
 
 
-def template_problems(config: Any) -> list[ConfigProblem]:
+def template_problems(config: Config) -> list[ConfigProblem]:
     """Every account template and automatic-reply text that fails to compile or to render
     against sample data; see the module docstring."""
     problems: list[ConfigProblem] = []
@@ -67,7 +71,7 @@ def template_problems(config: Any) -> list[ConfigProblem]:
     return problems
 
 
-def _html_problems(config: Any, env: jinja2.Environment, index: int, account: Any
+def _html_problems(config: Config, env: jinja2.Environment, index: int, account: Account
                    ) -> list[ConfigProblem]:
     name = f"{account.template}.html"
     try:
@@ -90,7 +94,7 @@ def _html_problems(config: Any, env: jinja2.Environment, index: int, account: An
     return []
 
 
-def _text_problems(config: Any, index: int, account: Any) -> list[ConfigProblem]:
+def _text_problems(config: Config, index: int, account: Account) -> list[ConfigProblem]:
     env = budgeted_environment(template_budget(config), autoescape=False,
                                undefined=jinja2.ChainableUndefined)
     problems = []
@@ -113,7 +117,7 @@ def _text_problems(config: Any, index: int, account: Any) -> list[ConfigProblem]
     return problems
 
 
-def _at(config: Any, filename: str, line: int | None, reason: str) -> ConfigProblem:
+def _at(config: Config, filename: str, line: int | None, reason: str) -> ConfigProblem:
     """A problem in a template file, named relative to the TOML file's folder."""
     path = Path(filename)
     try:
@@ -123,7 +127,7 @@ def _at(config: Any, filename: str, line: int | None, reason: str) -> ConfigProb
     return ConfigProblem(shown, f"line {line}" if line else "", reason)
 
 
-def _sample_context(account: Any, kind: str) -> dict[str, Any]:
+def _sample_context(account: Account, kind: str) -> dict[str, Any]:
     """Merge codes as :mod:`daemon.outbox.queue` builds them, for made-up people."""
     ann = Mailbox("ann@customer.example", "Ann Example")
     agent = Mailbox("agent@" + account.email.partition("@")[2], "Alex Agent")

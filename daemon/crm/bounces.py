@@ -21,11 +21,14 @@ __all__ = ["BounceRecord", "record_bounce"]
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.crm.errors import ErrorKind, mark_failing, record_error
 from daemon.mail.model import BounceInfo
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class BounceRecord:
     conversation_id: int | None
 
 
-def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
+def record_bounce(tx: Tx, runtime: RuntimeConfig, bounce: BounceInfo, now: datetime,
                   follower_of_token: Callable[[str], int | None]) -> BounceRecord | None:
     """Create the ``conversationmessageerror`` for ``bounce``; None when nothing matches."""
     original = bounce.original_message_id
@@ -62,7 +65,7 @@ def record_bounce(tx: Tx, runtime: Any, bounce: BounceInfo, now: datetime,
     return BounceRecord(error_id, mf_id, conversation_id)
 
 
-def _message_follower_for(tx: Tx, runtime: Any, message_id: str,
+def _message_follower_for(tx: Tx, runtime: RuntimeConfig, message_id: str,
                           follower_of_token: Callable[[str], int | None]) -> int | None:
     item = tx.find_outbox_by_message_id(message_id)
     if item is not None and item.message_follower_id is not None:

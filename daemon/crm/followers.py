@@ -27,11 +27,14 @@ __all__ = [
 ]
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.crm.relations import append_related
 from daemon.mail.model import ParsedMessage
 from daemon.store.base import Obj, Tx
+
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
 
 #: The follower property saying a coworker stands behind the address (absent: the CRM
 #: created the follower, which a coworker did).
@@ -61,7 +64,7 @@ def participants(message: ParsedMessage, own_addresses: frozenset[str]) -> list[
     return result
 
 
-def followers_by_address(tx: Tx, runtime: Any, conversation_id: int) -> dict[str, Obj]:
+def followers_by_address(tx: Tx, runtime: RuntimeConfig, conversation_id: int) -> dict[str, Obj]:
     """The conversation's followers by address.
 
     Looked up by conversation alone (a conversation has a handful of followers), never by
@@ -73,7 +76,7 @@ def followers_by_address(tx: Tx, runtime: Any, conversation_id: int) -> dict[str
             for f in tx.find(fcfg.limetype, {fcfg.relation_conversation: conversation_id})}
 
 
-def add_followers(tx: Tx, runtime: Any, conversation_id: int, message_id: int,
+def add_followers(tx: Tx, runtime: RuntimeConfig, conversation_id: int, message_id: int,
                   message_email_id: str | None, people: list[Participant], *,
                   vouched: bool = False, max_new: int | None = None
                   ) -> list[tuple[int, Participant]]:
@@ -141,7 +144,7 @@ def is_vouched(follower: Obj, *, known_people: bool) -> bool:
     return known_people and type(follower.get("person")) is int
 
 
-def vouch(tx: Tx, runtime: Any, followers: list[Obj]) -> None:
+def vouch(tx: Tx, runtime: RuntimeConfig, followers: list[Obj]) -> None:
     """Mark ``followers`` vouched for (an agent's reply is going to them)."""
     for follower in followers:
         if follower.get(VOUCHED) is False:

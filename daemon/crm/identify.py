@@ -26,13 +26,16 @@ __all__ = ["SUBJECT_TAG", "conversation_tag", "find_candidates", "reference_chai
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.crm.followers import followers_by_address
 from daemon.mail.ids import find_body_markers
 from daemon.mail.model import ParsedMessage
 from daemon.plugins.events import Candidate
 from daemon.store.base import Obj, Tx
+
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
 
 SUBJECT_TAG = re.compile(r"\[#(\d{1,18})\]")
 
@@ -75,7 +78,7 @@ def reference_chain(message: ParsedMessage) -> list[str]:
     return list(dict.fromkeys(i for i in ordered if i))
 
 
-def find_candidates(tx: Tx, runtime: Any, message: ParsedMessage, *,
+def find_candidates(tx: Tx, runtime: RuntimeConfig, message: ParsedMessage, *,
                     methods: frozenset[str],
                     conversation_of_token: Callable[[str], int | None]) -> list[Candidate]:
     """Conversations this message may belong to, best first.
@@ -104,7 +107,7 @@ def find_candidates(tx: Tx, runtime: Any, message: ParsedMessage, *,
     return list(unique.values())
 
 
-def _signed(tx: Tx, runtime: Any, ids: Iterable[str], method: str,
+def _signed(tx: Tx, runtime: RuntimeConfig, ids: Iterable[str], method: str,
             conversation_of_token: Callable[[str], int | None]) -> list[Candidate]:
     result = []
     for message_id in ids:
@@ -114,7 +117,7 @@ def _signed(tx: Tx, runtime: Any, ids: Iterable[str], method: str,
     return result
 
 
-def _stored(tx: Tx, runtime: Any, chain: list[str]) -> list[Candidate]:
+def _stored(tx: Tx, runtime: RuntimeConfig, chain: list[str]) -> list[Candidate]:
     """Conversations of stored messages (or per-follower copies) named in the chain."""
     cm = runtime.conversation_message
     result = []

@@ -23,7 +23,7 @@ import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -40,6 +40,10 @@ from daemon.messages import Outcome, OutcomeStatus, RawMessage
 from daemon.plugins.events import MessageImported
 from daemon.plugins.manager import call_hook
 from daemon.store.base import RawRecord, Tx
+
+if TYPE_CHECKING:
+    from daemon.config import Account, RuntimeConfig
+    from daemon.config.runtime import ConversationParent
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,9 @@ class Processing:
         now: the clock (tests pass a fixed one).
     """
 
-    runtime: Any
+    runtime: RuntimeConfig
     pm: pluggy.PluginManager
-    accounts: Mapping[str, Any]
+    accounts: Mapping[str, Account]
     own_addresses: frozenset[str]
     conversation_of_token: Callable[[str], int | None]
     follower_of_token: Callable[[str], int | None]
@@ -123,7 +127,7 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
             reason="automatic mail that matches no conversation (allowAutomaticEmails)",
             rules=job.classification.rules))
     parent_id = None
-    if new_conversation:
+    if conversation_id is None:
         conversation_id, parent_id = _start_conversation(tx, ctx, parent_cfg, parsed)
         if previous is not None:
             tx.update(ctx.runtime.conversation.limetype, conversation_id,
@@ -269,8 +273,9 @@ def _send_replies(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessag
                        author_email=None, only=frozenset({sender}))
 
 
-def _closed_parent_policy(tx: Tx, ctx: Processing, account: Any, parent_cfg: Any,
-                          conversation_id: int) -> tuple[int | None, int | None]:
+def _closed_parent_policy(tx: Tx, ctx: Processing, account: Account,
+                          parent_cfg: ConversationParent | None, conversation_id: int
+                          ) -> tuple[int | None, int | None]:
     """Apply ``closed_parent`` to a person's reply: ``(conversation to join, previous)``.
 
     Reopening updates the parent and keeps the conversation; ``new`` returns no
@@ -278,7 +283,7 @@ def _closed_parent_policy(tx: Tx, ctx: Processing, account: Any, parent_cfg: Any
     """
     policy = account.closed_parent
     parent_id = _parent_of(tx, ctx, parent_cfg, conversation_id)
-    if policy is None or parent_id is None:
+    if policy is None or parent_cfg is None or parent_id is None:
         return conversation_id, None
     parent = tx.get(parent_cfg.limetype, parent_id)
     if parent is None or parent.get(policy.property) not in policy.values:
@@ -304,8 +309,8 @@ def _identify(tx: Tx, ctx: Processing, parsed: ParsedMessage) -> int | None:
     return candidates[0].conversation_id if candidates else None
 
 
-def _start_conversation(tx: Tx, ctx: Processing, parent_cfg: Any, parsed: ParsedMessage
-                        ) -> tuple[int, int | None]:
+def _start_conversation(tx: Tx, ctx: Processing, parent_cfg: ConversationParent | None,
+                        parsed: ParsedMessage) -> tuple[int, int | None]:
     ccfg = ctx.runtime.conversation
     sender = parsed.from_.email if parsed.from_ else None
     conversation = {
@@ -390,8 +395,8 @@ def engine_id(key: str) -> str:
     return parts[2] if len(parts) == 3 else key
 
 
-def _attach_files(tx: Tx, ctx: Processing, parent_cfg: Any, parent_id: int | None,
-                  message_id: int, parsed: ParsedMessage) -> None:
+def _attach_files(tx: Tx, ctx: Processing, parent_cfg: ConversationParent | None,
+                  parent_id: int | None, message_id: int, parsed: ParsedMessage) -> None:
     dcfg, ecfg = ctx.runtime.document, ctx.runtime.embedded_file
     for attachment in parsed.attachments:
         file_id = tx.put_file(attachment.data, attachment.filename, attachment.content_type)

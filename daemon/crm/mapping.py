@@ -23,11 +23,14 @@ from __future__ import annotations
 
 __all__ = ["map_parent_properties", "message_properties"]
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from daemon.mail.model import ParsedMessage
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from daemon.config.runtime import PropertyMapping
 
 
 def message_properties(message: ParsedMessage) -> dict[str, Any]:
@@ -47,7 +50,7 @@ def message_properties(message: ParsedMessage) -> dict[str, Any]:
     }
 
 
-def map_parent_properties(tx: Tx, mappings: list[Any], values: Mapping[str, Any]
+def map_parent_properties(tx: Tx, mappings: Sequence[PropertyMapping], values: Mapping[str, Any]
                           ) -> dict[str, Any]:
     """Apply a parent's property mappings.
 

@@ -22,17 +22,20 @@ __all__ = ["auto_reply_due", "take_auto_reply_allowance"]
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.mail.model import ParsedMessage
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from daemon.config import Account
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 DAILY_FACTOR = 4
 
 
-def auto_reply_due(account: Any, message: ParsedMessage, received_at: datetime | None,
+def auto_reply_due(account: Account, message: ParsedMessage, received_at: datetime | None,
                    now: datetime) -> bool:
     """Whether the account sends automatic replies and the message is recent enough."""
     settings = account.auto_reply
@@ -44,7 +47,7 @@ def auto_reply_due(account: Any, message: ParsedMessage, received_at: datetime |
     return now - sent_at <= timedelta(hours=settings.max_age_hours)
 
 
-def take_auto_reply_allowance(tx: Tx, account: Any, recipient: str, now: datetime) -> bool:
+def take_auto_reply_allowance(tx: Tx, account: Account, recipient: str, now: datetime) -> bool:
     """Count one automatic reply to ``recipient`` if the sliding windows allow it.
 
     The send times of the last day live in the checkpoint ``autoreply:<address>`` of the

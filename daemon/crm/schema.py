@@ -4,10 +4,13 @@ from __future__ import annotations
 
 __all__ = ["lookup_indexes"]
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
 
 
-def lookup_indexes(runtime: Any) -> list[tuple[str, str, bool]]:
+def lookup_indexes(runtime: RuntimeConfig) -> list[tuple[str, str, bool]]:
     """``(limetype, property, unique)`` for every property the pipeline searches by."""
     cm, f, mf = runtime.conversation_message, runtime.follower, runtime.message_follower
     indexes = [

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 __all__ = ["conversations_blueprint"]
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from quart import Blueprint, jsonify, request
@@ -56,6 +56,11 @@ from daemon.plugins.actions import handled_action_ids
 from daemon.plugins.events import ActionContext
 from daemon.plugins.manager import call_async_hook
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from flask.sansio.app import App  # what Quart's BlueprintSetupState.app is typed as
+
+    from daemon.config.runtime import SendMessageAction
 
 log = structlog.get_logger("postroom.http")
 
@@ -128,7 +133,7 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
 class _Composers:
     """One :class:`Outgoing` per account; the secret key is loaded on first use."""
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
         self._secret: bytes | None = None
         self._by_account: dict[str, Outgoing] = {}
@@ -164,7 +169,7 @@ def _filename(text: str) -> str:
     return name
 
 
-def _raise_upload_limit(app: Any, limit: int) -> None:
+def _raise_upload_limit(app: App, limit: int) -> None:
     current = app.config.get("MAX_CONTENT_LENGTH")
     if current is not None and current < limit:
         app.config["MAX_CONTENT_LENGTH"] = limit
@@ -190,7 +195,7 @@ async def _account_of(daemon: DaemonContext, conversation_id: int) -> str:
 
 
 def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None
-                   ) -> Any:
+                   ) -> SendMessageAction | None:
     if action_id is None:
         return None
     for action in offered_actions(daemon.config.runtime, account_id):
@@ -200,7 +205,7 @@ def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None
                        f"{account_id!r} (GET .../actions lists the choices)")
 
 
-async def _run_action(daemon: DaemonContext, action: Any, result: ReplyResult
+async def _run_action(daemon: DaemonContext, action: SendMessageAction, result: ReplyResult
                       ) -> dict[str, Any]:
     """Run the chosen sendMessageAction through ``postroom_message_action``."""
     answer: dict[str, Any] = {"id": action.action.id, "label": action.label,

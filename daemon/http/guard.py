@@ -88,7 +88,8 @@ class HttpGuard:
         async def timed_receive() -> dict[str, Any]:
             nonlocal body_done, timed_out
             if body_done:
-                return await receive()
+                message: dict[str, Any] = await receive()
+                return message
             with trio.move_on_at(deadline):
                 message = await receive()
                 if message["type"] != "http.request" or not message.get("more_body"):

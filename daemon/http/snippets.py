@@ -76,6 +76,7 @@ def snippets_blueprint(daemon: DaemonContext) -> Blueprint:
         props = {names[f]: v for f, v in {"count": 0, "pinned": False, **values}.items()}
         obj = await daemon.store.run(lambda tx: tx.get(scfg.limetype,
                                                        tx.create(scfg.limetype, props)))
+        assert obj is not None  # created in the same transaction
         return jsonify(as_json(obj)), 201
 
     @bp.get("/api/v1/textsnippets/<snippet_id>")

@@ -53,7 +53,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 import trio
@@ -63,6 +64,9 @@ from daemon.config import is_loopback
 from daemon.errors import ConfigError, ConfigProblem, ConnectError, ProtocolError
 from daemon.imap.errors import map_errors
 from daemon.limiters import shared_limiter
+
+if TYPE_CHECKING:
+    from daemon.config.connections import TlsMode
 
 log = structlog.get_logger("postroom.imap")
 
@@ -105,8 +109,8 @@ class ConnectionSettings(Protocol):
 
     imap_host: str
     imap_port: int
-    imap_tls: str
-    ca_file: Any
+    imap_tls: TlsMode
+    ca_file: Path | None
     verify_certificates: bool
     connect_timeout_seconds: float
     read_timeout_seconds: float
@@ -288,7 +292,8 @@ class ImapSession:
         await login(self)
         await self.refresh_capabilities()
         if self.has("CONDSTORE") and self.has("ENABLE"):
-            await self.call(self.client.enable, "CONDSTORE")  # type: ignore[union-attr]
+            assert self.client is not None  # _open_client set it
+            await self.call(self.client.enable, "CONDSTORE")
         log.info("imap.connected", host=settings.imap_host, port=settings.imap_port,
                  tls=settings.imap_tls, idle=self.has("IDLE"),
                  condstore=self.has("CONDSTORE"))
@@ -327,7 +332,8 @@ class ImapSession:
     def socket(self) -> socket.socket:
         """The connected socket, for waiting on readability (never read it directly)."""
         assert self.client is not None
-        return self.client.socket()
+        sock: socket.socket = self.client.socket()
+        return sock
 
     def _shutdown_socket(self) -> None:
         """Shut the OS socket down (not TLS-level) so a blocked thread returns."""

@@ -443,7 +443,7 @@ class FolderSync:
         uids = await self._search_range(lo, hi, ["UNSEEN"])
         keys = {uid: self._source_key(uid) for uid in uids if lo <= uid <= hi}
 
-        def read(tx: Any) -> dict[int, str]:
+        def read(tx: Tx) -> dict[int, str]:
             return {uid: record.status for uid, key in keys.items()
                     if (record := tx.get_raw(key)) is not None}
 

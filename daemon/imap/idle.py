@@ -221,7 +221,8 @@ def _peek_nowait(session: ImapSession) -> bytes | None:
 
 def _read_available_lines(session: ImapSession) -> list[bytes]:
     """In a worker thread: read one response, then any others already buffered."""
-    imap = session.client._imap  # type: ignore[union-attr]
+    assert session.client is not None  # IDLE runs on an open session
+    imap = session.client._imap
     lines = [_read_response(imap)]
     while _peek_nowait(session):
         lines.append(_read_response(imap))

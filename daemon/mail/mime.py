@@ -193,7 +193,9 @@ def _block_end(data: bytes, start: int, end: int) -> int:
     pos = start
     while pos < end:
         stop = data.find(b"\n", min(pos + SCAN_CHUNK, end), end) + 1 or end
-        reached = _HEADER_RUN.match(data, pos, stop).end()
+        run = _HEADER_RUN.match(data, pos, stop)
+        assert run is not None  # the pattern matches the empty string
+        reached = run.end()
         if reached < stop:
             return reached
         pos = stop

@@ -20,6 +20,7 @@ __all__ = ["TnefContent", "is_tnef", "unpack_tnef"]
 import logging
 import mimetypes
 from dataclasses import dataclass
+from typing import Any
 
 from daemon.mail.model import Attachment
 
@@ -70,13 +71,13 @@ def unpack_tnef(data: bytes) -> TnefContent | None:
     return TnefContent(attachments, text, html)
 
 
-def _attachment(item: object) -> Attachment | None:
+def _attachment(item: Any) -> Attachment | None:  # tnefparse ships no types
     if hasattr(item, "embed"):
         return None
     data = getattr(item, "data", b"")
     if not isinstance(data, bytes):
         return None
-    name = str(item.long_filename() or item.name or "").strip("\x00 ")  # type: ignore[attr-defined]
+    name = str(item.long_filename() or item.name or "").strip("\x00 ")
     props = {p.name: p.data for p in getattr(item, "mapi_attrs", ())}
     content_type = _text(props.get(_MIME_TAG)).lower()
     if "/" not in content_type:

@@ -19,9 +19,12 @@ __all__ = ["CHECKPOINT", "HELD", "take_automatic_mail_budget"]
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from daemon.store.base import Tx
+
+if TYPE_CHECKING:
+    from daemon.config import Account
 
 #: The checkpoint key holding the send times of the last hour.
 CHECKPOINT = "automatic-mail:sent"
@@ -30,7 +33,7 @@ HELD = "held"
 _WINDOW_SECONDS = 3600.0
 
 
-def take_automatic_mail_budget(tx: Tx, account: Any, now: datetime, wanted: int) -> int:
+def take_automatic_mail_budget(tx: Tx, account: Account, now: datetime, wanted: int) -> int:
     """Count up to ``wanted`` automatic mails against the account's sliding hour.
 
     Args:

@@ -72,7 +72,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -90,6 +90,10 @@ from daemon.outbox.sandbox import (
     budgeted_environment,
     render_budgeted,
 )
+
+if TYPE_CHECKING:
+    # Not daemon.config: its check-config imports this module (tests/test_imports.py).
+    from daemon.config.load import Config
 
 log = structlog.get_logger("postroom.outbox")
 
@@ -208,13 +212,13 @@ def template_environment(config_dir: Path | None, budget: TemplateBudget = DEFAU
         autoescape=True, undefined=jinja2.ChainableUndefined, keep_trailing_newline=True)
 
 
-def environment_for(config: Any) -> jinja2.Environment:
+def environment_for(config: Config) -> jinja2.Environment:
     """:func:`template_environment` for a :class:`~daemon.settings.Config`: its folder and
     its ``[daemon] template_*`` budget (defaults for a config without them)."""
     return template_environment(getattr(config, "base_dir", None), template_budget(config))
 
 
-def template_budget(config: Any) -> TemplateBudget:
+def template_budget(config: Config) -> TemplateBudget:
     """The ``[daemon] template_max_output_chars`` / ``template_max_loop_iterations`` /
     ``template_timeout_seconds`` budget of ``config``; :data:`DEFAULT_BUDGET` without."""
     daemon = getattr(config, "daemon", None)
@@ -415,7 +419,7 @@ def build_message(headers: Headers, html: str, *, attachments: Sequence[FilePart
     message.add_alternative(html, subtype="html", charset="utf-8")
     shown = [p for p in inline if p.content_id and f"cid:{p.content_id}" in html]
     if shown:
-        html_part = message.get_payload()[1]
+        html_part = list(message.iter_parts())[1]
         for part in shown:
             maintype, subtype, params = _split_type(part.content_type)
             html_part.add_related(part.data, maintype, subtype, cid=f"<{part.content_id}>",

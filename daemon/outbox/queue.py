@@ -51,7 +51,7 @@ from daemon.outbox.recipients import active_followers, recipients_for
 from daemon.store.base import Obj, Tx
 
 
-def mail_queuer(config: Any, secret: bytes, *, now: Callable[[], datetime] | None = None
+def mail_queuer(config: Config, secret: bytes, *, now: Callable[[], datetime] | None = None
                 ) -> Callable[..., list[int]]:
     """``queue_mail(tx, account_id, **kwargs)`` for the importer's ``Processing.queue_mail``.
 
@@ -121,7 +121,8 @@ def queue_to_followers(tx: Tx, out: Outgoing, *, conversation_id: int,
     content = content_for(tx, out, kind, conversation, message, followers)
     budget = (len(recipients) if kind == "reply" else
               take_automatic_mail_budget(tx, out.account, out.now(), len(recipients)))
-    ids, held = [], []
+    ids: list[int] = []
+    held: list[int] = []
     for n, recipient in enumerate(recipients):
         others = tuple(r.mailbox for r in recipients if r is not recipient)
         queued = queue_one(tx, out, kind, conversation, message.id, content, recipient,

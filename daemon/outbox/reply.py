@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.crm.followers import Participant, add_followers
 from daemon.crm.relations import append_related
@@ -138,7 +138,7 @@ class ReplyResult:
     parent_id: int | None
 
 
-def conversation_account(tx: Tx, runtime: Any, conversation_id: int) -> str | None:
+def conversation_account(tx: Tx, runtime: RuntimeConfig, conversation_id: int) -> str | None:
     """The account the conversation's mail arrived at (its first message that says so)."""
     cm = runtime.conversation_message
     for message in tx.find(cm.limetype, {cm.relation_conversation: conversation_id}):
@@ -147,7 +147,7 @@ def conversation_account(tx: Tx, runtime: Any, conversation_id: int) -> str | No
     return None
 
 
-def conversation_parent(runtime: Any, conversation: Obj) -> tuple[str | None, int | None]:
+def conversation_parent(runtime: RuntimeConfig, conversation: Obj) -> tuple[str | None, int | None]:
     """``(limetype, id)`` of the object the conversation hangs off, or ``(None, None)``."""
     for parent in runtime.conversation_parents:
         parent_id = conversation.get(runtime.crm.parent_link(parent.limetype))
@@ -156,7 +156,8 @@ def conversation_parent(runtime: Any, conversation: Obj) -> tuple[str | None, in
     return None, None
 
 
-def offered_actions(runtime: Any, account_id: str) -> tuple[Any, ...]:
+def offered_actions(runtime: RuntimeConfig, account_id: str
+                    ) -> tuple[SendMessageAction, ...]:
     """The ``sendMessageActions`` an agent may choose when sending from ``account_id``.
 
     None when the account serves conversation parents of different limetypes (the
@@ -170,7 +171,7 @@ def offered_actions(runtime: Any, account_id: str) -> tuple[Any, ...]:
         serving.append(chosen)
     if len({p.limetype for p in serving}) != 1:
         return ()
-    actions: dict[str, Any] = {}
+    actions: dict[str, SendMessageAction] = {}
     for parent in serving:
         for action in parent.send_message_actions:
             actions.setdefault(action.action.id, action)
@@ -251,7 +252,7 @@ def _check_files(tx: Tx, file_ids: tuple[int, ...]) -> None:
         raise ReplyRefused(f"attachments: no stored file with id {', '.join(missing)}")
 
 
-def _snippets(tx: Tx, runtime: Any, ids: tuple[int, ...]) -> list[Obj]:
+def _snippets(tx: Tx, runtime: RuntimeConfig, ids: tuple[int, ...]) -> list[Obj]:
     limetype = runtime.text_snippet.limetype
     found = [(i, tx.get(limetype, i)) for i in ids]
     missing = [str(i) for i, obj in found if obj is None]
@@ -282,7 +283,7 @@ def _create_message(tx: Tx, out: Outgoing, conversation: Obj, author: Participan
     })
 
 
-def _attach(tx: Tx, runtime: Any, message_id: int, file_ids: tuple[int, ...],
+def _attach(tx: Tx, runtime: RuntimeConfig, message_id: int, file_ids: tuple[int, ...],
             parent_limetype: str | None, parent_id: int | None) -> None:
     dcfg = runtime.document
     for file_id in file_ids:
@@ -303,7 +304,7 @@ def _attach(tx: Tx, runtime: Any, message_id: int, file_ids: tuple[int, ...],
             append_related(tx, str(parent_limetype), parent_id, relation, document_id)
 
 
-def _count_use(tx: Tx, runtime: Any, snippets: list[Obj], now: str) -> None:
+def _count_use(tx: Tx, runtime: RuntimeConfig, snippets: list[Obj], now: str) -> None:
     scfg = runtime.text_snippet
     for snippet in snippets:
         count = snippet.get(scfg.property_count)

@@ -25,7 +25,7 @@ from daemon.imap.login import password_login
 from daemon.imap.sent import open_sent_folder
 
 
-def wants_sent_copy(config: Any, account: Any) -> bool:
+def wants_sent_copy(config: Config, account: Account) -> bool:
     """True when ``account`` has IMAP, a password and a ``sent_folder``."""
     if not account.sent_folder or account.password is None:
         return False
@@ -51,6 +51,9 @@ def sent_folder_for(config: Any, account: Any
     if not wants_sent_copy(config, account):
         return None
     connection = config.connection_for(account)
+    # What wants_sent_copy checked before the caller asked for the copy.
+    assert isinstance(connection, ImapConnection)
+    assert account.password is not None and account.sent_folder
     login = password_login(account.login, account.password)
     return open_sent_folder(connection, login, account=account.id, folder=account.sent_folder)
 

@@ -66,7 +66,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from daemon.config import Secret, is_loopback
+from daemon.config import Account, ImapConnection, Secret, is_loopback
 from daemon.errors import (
     AuthError,
     ConnectError,
@@ -142,8 +142,8 @@ class SmtpSettings:
         return f"{self.host}:{self.port}"
 
     @classmethod
-    def for_account(cls, account: Any, connection: Any, *, local_hostname: str = "localhost"
-                    ) -> SmtpSettings:
+    def for_account(cls, account: Account, connection: ImapConnection, *,
+                    local_hostname: str = "localhost") -> SmtpSettings:
         """The settings for ``account`` sending through ``connection`` (an ImapConnection)."""
         return cls(host=connection.smtp_host, port=connection.smtp_port,
                    tls=connection.smtp_tls, ca_file=connection.ca_file,
@@ -332,6 +332,7 @@ class SmtpSession:
             conn = smtplib.SMTP(s.host, s.port, local_hostname=s.local_hostname,
                                 timeout=s.connect_timeout)
         try:
+            assert conn.sock is not None  # the constructor connected
             conn.sock.settimeout(s.read_timeout)
             conn.ehlo()
             if s.tls == "starttls":

@@ -29,11 +29,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
-from daemon.config import MAILDIR, ImapConnection
+from daemon.config import MAILDIR, Account, Config, ImapConnection
 from daemon.errors import PermanentError
 from daemon.outbox.smtp import SmtpSettings, SmtpTransport
 from daemon.store.base import OutboxItem
@@ -112,7 +112,7 @@ class Unavailable:
         raise PermanentError(self.reason, account=item.account)
 
 
-def transport_for(config: Any, account: Any) -> Transport:
+def transport_for(config: Config, account: Account) -> Transport:
     """The transport for ``account`` (see the module docstring)."""
     if account.auth == MAILDIR:
         assert account.maildir is not None

@@ -37,7 +37,7 @@ __all__ = ["HOOK_TIMEOUT", "PluginManager", "call_async_hook", "call_hook",
 import importlib
 import importlib.metadata
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -208,7 +208,7 @@ def call_hook(pm: pluggy.PluginManager, name: str, *, per_plugin: PerPlugin | No
     return None if firstresult else results
 
 
-def _close(awaitable: Any) -> None:
+def _close(awaitable: object) -> None:
     """Close a coroutine nobody will await (no "never awaited" warning)."""
     close = getattr(awaitable, "close", None)
     if close is not None:
@@ -246,7 +246,7 @@ async def _first_result(pm: pluggy.PluginManager, name: str, timeout: float,
 
 async def _all_results(pm: pluggy.PluginManager, name: str, timeout: float,
                        kwargs: Mapping[str, Any]) -> list[Any]:
-    pending: list[tuple[str, Any]] = []
+    pending: list[tuple[str, Awaitable[Any]]] = []
     done: list[Any] = []
     for plugin, result in _call_each(pm, name, kwargs):
         if inspect.isawaitable(result):
@@ -254,7 +254,7 @@ async def _all_results(pm: pluggy.PluginManager, name: str, timeout: float,
         elif result is not None:
             done.append(result)
 
-    async def run_one(plugin: str, awaitable: Any) -> None:
+    async def run_one(plugin: str, awaitable: Awaitable[Any]) -> None:
         value = await _await(plugin, name, awaitable, timeout)
         if value is not None:
             done.append(value)
@@ -266,7 +266,7 @@ async def _all_results(pm: pluggy.PluginManager, name: str, timeout: float,
     return done
 
 
-async def _await(plugin: str, hook: str, awaitable: Any, timeout: float) -> Any:
+async def _await(plugin: str, hook: str, awaitable: Awaitable[Any], timeout: float) -> Any:
     """The awaitable's value; None (logged) when it raises or exceeds ``timeout``."""
     with trio.move_on_after(timeout) as scope:
         try:

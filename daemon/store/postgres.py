@@ -136,9 +136,14 @@ _UNIQUE_PREDICATE_RE = re.compile(r"limetype = '([A-Za-z0-9_]+)'")
 # -- opening and migrating ----------------------------------------------------------------
 
 def _schema_version(conn: psycopg.Connection[Any]) -> int:
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+    exists = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+    assert exists is not None  # a SELECT without FROM returns one row
+    if exists[0] is None:
         return 0
-    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    assert row is not None  # an aggregate returns one row
+    version: int = row[0]
+    return version
 
 
 def migrate(conn: psycopg.Connection[Any], schema: str | None = None,
@@ -199,7 +204,7 @@ def _conninfo(libpq_url: str, schema: str | None, busy_timeout_ms: int) -> str:
         params = conninfo_to_dict(libpq_url)
     except psycopg.ProgrammingError as exc:
         raise ValueError(f"invalid PostgreSQL URL: {_first_line(exc)}") from None
-    options = [params.get("options") or "", f"-c lock_timeout={busy_timeout_ms}",
+    options = [str(params.get("options") or ""), f"-c lock_timeout={busy_timeout_ms}",
                "-c TimeZone=UTC"]
     if schema is not None:
         options.append(f"-c search_path={schema}")

@@ -243,7 +243,9 @@ def _schema_version(conn: sqlite3.Connection) -> int:
                           "WHERE type = 'table' AND name = 'schema_version'").fetchone()
     if exists is None:
         return 0
-    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    version: int = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version"
+                                ).fetchone()[0]
+    return version
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -317,7 +317,8 @@ class Transaction:
                       "WHERE id = ?", (id,)).fetchone()
         if row is None:
             return None
-        return StoredFile(*row[:4], created_at=self._dialect.time_value(row[4]))
+        return StoredFile(row[0], row[1], row[2], row[3],
+                          created_at=self._dialect.time_value(row[4]))
 
     # -- raw messages ----------------------------------------------------------------
     def add_raw(self, record: RawRecord) -> None:
@@ -336,8 +337,8 @@ class Transaction:
 
     def _raw_record(self, row: Sequence[Any]) -> RawRecord:
         time_value = self._dialect.time_value
-        return RawRecord(*row[:9], received_at=time_value(row[9]),
-                         created_at=time_value(row[10]))
+        # One list: mypy cannot count the fields in a slice of the row.
+        return RawRecord(*[*row[:9], time_value(row[9]), time_value(row[10])])
 
     def _raw(self, where: str, params: Sequence[Any]) -> RawRecord | None:
         row = self._x(f"SELECT {_RAW_COLUMNS} FROM raw_messages WHERE {where} "
@@ -412,8 +413,9 @@ class Transaction:
 
     def _outbox_item(self, row: Sequence[Any]) -> OutboxItem:
         time_value = self._dialect.time_value
-        return OutboxItem(*row[:7], time_value(row[7]), *row[8:12], time_value(row[12]),
-                          time_value(row[13]))
+        # One list: mypy cannot count the fields in a slice of the row.
+        return OutboxItem(*[*row[:7], time_value(row[7]), *row[8:12], time_value(row[12]),
+                            time_value(row[13])])
 
     def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' "

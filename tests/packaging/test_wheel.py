@@ -22,8 +22,8 @@ from daemon.shipped import SHIPPED
 
 REPO = Path(__file__).resolve().parents[2]
 IGNORE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "var", "*.egg-info",
-                                "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis",
-                                "demo-run")
+                                "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache",
+                                ".hypothesis", "demo-run")
 
 pytestmark = pytest.mark.slow
 
