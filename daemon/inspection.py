@@ -32,7 +32,7 @@ from daemon.crm.identify import find_candidates
 from daemon.crm.importer import ImportJob, import_message
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
-from daemon.mail.model import MessageKind, ParsedMessage
+from daemon.mail.model import BounceInfo, MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
 from daemon.messages import RawMessage
 from daemon.plugins.manager import call_hook

@@ -68,7 +68,7 @@ from typing import Any
 import structlog
 import trio
 
-from daemon.config import HOURS, SECONDS, Account, Config, RuntimeConfig
+from daemon.config import HOURS, SECONDS, Account, Config
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.outbox import delivery
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daemon.crm.relations import append_related
 from daemon.mail.model import ParsedMessage

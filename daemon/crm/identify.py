@@ -26,7 +26,7 @@ __all__ = ["SUBJECT_TAG", "conversation_tag", "find_candidates", "reference_chai
 
 import re
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daemon.crm.followers import followers_by_address
 from daemon.mail.ids import find_body_markers

@@ -22,8 +22,8 @@ def lookup_indexes(runtime: RuntimeConfig) -> list[tuple[str, str, bool]]:
         (mf.limetype, mf.relation_conversation_message, False),
         (mf.limetype, mf.relation_follower, False),
     ]
-    for parent in runtime.follower_parents:
-        indexes.append((parent.limetype, parent.property_address, False))
+    for follower_parent in runtime.follower_parents:
+        indexes.append((follower_parent.limetype, follower_parent.property_address, False))
     for parent in runtime.conversation_parents:
         number = runtime.crm.number_property(parent.limetype)
         if number is not None:

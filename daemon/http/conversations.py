@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from quart import Blueprint, jsonify, request
 
-from daemon.config import load_secret_key
+from daemon.config import Config, load_secret_key
 from daemon.crm.unread import mark_read
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, json_object

@@ -169,7 +169,7 @@ def _addressed_alias(tx: Tx, out: Outgoing, conversation_id: int) -> str | None:
     if not account.reply_from_alias or not account.aliases:
         return None
     cm = out.runtime.conversation_message
-    aliases = {a.lower(): a for a in account.aliases}
+    aliases: dict[str, str] = {a.lower(): a for a in account.aliases}
     for m in tx.find(cm.limetype, {cm.relation_conversation: conversation_id}, limit=5):
         key = m.get(cm.property_unique_id)
         raw = tx.get_raw(str(key)) if key else None

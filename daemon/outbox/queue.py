@@ -40,7 +40,7 @@ __all__ = [
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.crm.followers import vouch
 from daemon.outbox.budget import HELD, take_automatic_mail_budget
@@ -49,6 +49,9 @@ from daemon.outbox.copies import KINDS, REFERENCES_LIMIT, queue_one
 from daemon.outbox.outgoing import Outgoing
 from daemon.outbox.recipients import active_followers, recipients_for
 from daemon.store.base import Obj, Tx
+
+if TYPE_CHECKING:
+    from daemon.config.load import Config
 
 
 def mail_queuer(config: Config, secret: bytes, *, now: Callable[[], datetime] | None = None

@@ -45,6 +45,10 @@ from daemon.mail.html import html_to_text, sanitize_html
 from daemon.outbox.queue import Outgoing, queue_to_followers
 from daemon.store.base import Obj, Tx
 
+if TYPE_CHECKING:
+    from daemon.config import RuntimeConfig
+    from daemon.config.runtime import SendMessageAction
+
 #: The limetype of agents, and the default property listing a coworker's user groups
 #: (``[crm] coworker_groups``).
 COWORKER = "coworker"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-from daemon.config import ImapConnection
+from daemon.config import Account, Config, ImapConnection
 from daemon.imap.login import password_login
 from daemon.imap.sent import open_sent_folder
 
