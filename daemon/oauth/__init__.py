@@ -1,0 +1,1 @@
+"""OAuth: tokens at rest, the consent flow, refresh, XOAUTH2 (issue 11)."""
