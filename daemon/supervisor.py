@@ -9,6 +9,8 @@ The loop decides by exception class only (see :mod:`daemon.errors`):
 * ``AuthError``: credentials were refused. After ``policy.park_after_auth_failures``
   consecutive refusals the actor is parked in ``auth_error`` and not restarted until the
   daemon restarts or someone wakes it ("Sync emails" / a changed password).
+  ``ReauthenticationRequired`` and ``OAuthAppFailing`` (an OAuth grant is dead, the app is
+  refused) park at once: retrying cannot help before a human signs in again.
 * ``PermanentError`` escaping an actor, and any other ``Exception``: a crash. Restart after
   an exponential delay with full jitter (``random() * min(cap, base * 2**attempt)``, the
   AWS Architecture Blog's "full jitter"); the attempt counter resets once the actor has run
@@ -28,7 +30,7 @@ import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.errors import AuthError, PostroomError
+from daemon.errors import AuthError, OAuthAppFailing, PostroomError, ReauthenticationRequired
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -109,7 +111,8 @@ async def supervise(run: ActorRun, handle: AccountHandle, policy: RestartPolicy,
         if isinstance(error, AuthError):
             auth_failures += 1
             _report(status, "actor.auth_failed", error, attempt, auth_failures=auth_failures)
-            if auth_failures >= policy.park_after_auth_failures:
+            if auth_failures >= policy.park_after_auth_failures or isinstance(
+                    error, ReauthenticationRequired | OAuthAppFailing):
                 status.set_state(AccountState.AUTH_ERROR, _describe(error))
                 log.warning("actor.parked", account=status.account, reason=_describe(error))
                 report_started()

@@ -19,7 +19,9 @@ is queued whatever the action does). Refusals: ``400`` (a field is wrong, an att
 or snippet does not exist, an action is not offered), ``403`` (the coworker's groups may
 not use the account), ``404`` (no such conversation), ``413`` (the composed message is
 larger than the account's ``max_outgoing_bytes``; the answer names the size and the
-limit), ``422`` (nobody to send to). A refused reply leaves nothing behind.
+limit), ``409`` (the account cannot send now, with the reason: an OAuth account not
+signed in or whose app is failing), ``422`` (nobody to send to). A refused reply leaves
+nothing behind.
 
 ``POST /api/v1/files`` takes the raw bytes as the body, the name in ``?filename=`` and
 the type in ``Content-Type``; the answer's ``id`` goes in ``attachments``. Bodies up to
@@ -73,6 +75,7 @@ def conversations_blueprint(daemon: Daemon) -> Blueprint:
             reply = ReplyRequest.from_json(conversation_id, await request.get_json(
                 force=True, silent=True))
             account_id = reply.account or await _account_of(daemon, conversation_id)
+            _refuse_if_cannot_send(daemon, account_id)
             action = _chosen_action(daemon, account_id, reply.action)
             out = composers.get(account_id)
             result = await daemon.store.run(queue_reply, out, reply)
@@ -161,6 +164,15 @@ async def _account_of(daemon: Daemon, conversation_id: int) -> str:
                                "account it belongs to)")
         account_id = daemon.config.accounts[0].id
     return account_id
+
+
+def _refuse_if_cannot_send(daemon: Daemon, account_id: str) -> None:
+    """409 at once for an account that cannot send now (an OAuth account without a
+    grant, a failing app), instead of accepting the reply and failing it later."""
+    oauth = getattr(daemon, "oauth", None)
+    reason = oauth.sending_refusal(account_id) if oauth is not None else None
+    if reason is not None:
+        raise ReplyRefused(reason, 409)
 
 
 def _chosen_action(daemon: Daemon, account_id: str, action_id: str | None) -> Any:
