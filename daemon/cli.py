@@ -4,7 +4,8 @@
 
     postroom run            --config FILE        run the daemon in the foreground
     postroom check-config   FILE                 validate; print OK or every error
-    postroom accounts       --config FILE        state of each account
+    postroom accounts       --config FILE        state of each account, OAuth app warnings
+    postroom authenticate ACCOUNT --config FILE  a one-time OAuth sign-in link for ACCOUNT
     postroom sync ACCOUNT   --config FILE        wake an account's actor in the running daemon
     postroom objects LIMETYPE [--where k=v]... [--json] --config FILE
     postroom deliver ACCOUNT --config FILE < message.eml
@@ -28,9 +29,12 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -64,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
                 config=False)
     p.add_argument("file", type=Path)
     command("accounts", _accounts, "show each account's state")
+    p = command("authenticate", _authenticate, "print a one-time link that signs an OAuth "
+                                               "account in (the \"Authenticate\" button)")
+    p.add_argument("account")
     p = command("sync", _sync, "make the running daemon sync an account now")
     p.add_argument("account")
     p = command("objects", _objects, "list CRM objects of a limetype")
@@ -142,6 +149,48 @@ def _accounts(args: argparse.Namespace) -> int:
         print(f"{account.id:<20} {account.auth:<12} {state:<12} "
               f"{counts.get('imported', '-'):>8} {counts.get('failed', '-'):>6}  "
               f"{s.get('last_error') or ''}")
+    for line in _oauth_warnings(config):
+        print(line)
+    return 0
+
+
+def _oauth_warnings(config: Any) -> list[str]:
+    from daemon.config.load import SECRET_EXPIRY_WARNING_DAYS
+
+    lines = []
+    for app in config.oauth_apps:
+        if app.client_secret_expires is not None:
+            days = (app.client_secret_expires - date.today()).days
+            if days < 0:
+                lines.append(f"warning: oauth app {app.id}: the client secret expired on "
+                             f"{app.client_secret_expires}")
+            elif days <= SECRET_EXPIRY_WARNING_DAYS:
+                lines.append(f"warning: oauth app {app.id}: the client secret expires on "
+                             f"{app.client_secret_expires} (in {days} days)")
+        if app.publishing_status == "testing":
+            lines.append(f"warning: oauth app {app.id}: Google Testing status, refresh "
+                         "tokens die after 7 days")
+    return lines
+
+
+def _authenticate(args: argparse.Namespace) -> int:
+    from daemon.config import OAuthApp, load_secret_key
+    from daemon.oauth.flow import START_LINK_LIFETIME, StartLinks
+
+    config = _load(args.config)
+    try:
+        connection = config.connection_for(args.account)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 1
+    if not isinstance(connection, OAuthApp):
+        print(f"account {args.account!r} does not sign in with OAuth", file=sys.stderr)
+        return 1
+    link = StartLinks(load_secret_key(config), time.time).make(args.account)
+    query = urlencode({"account": args.account, "link": link})
+    print(f"{config.daemon.public_base_url.rstrip('/')}/oauth/start?{query}")
+    print(f"Open it in a browser within {int(START_LINK_LIFETIME // 60)} minutes; it works "
+          "once.", file=sys.stderr)
     return 0
 
 

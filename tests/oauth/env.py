@@ -15,6 +15,8 @@ import re
 import shutil
 import ssl
 import textwrap
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,42 @@ async def consent(base_url: str, account: str, ca_file: Path, *,
                                  headers=headers or {})
     assert start.status_code == 302, start.text
     return await follow_to_callback(start.headers["location"], ca_file)
+
+
+@dataclass
+class Running:
+    daemon: Any
+    base: str
+    path: Path
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base, trust_env=False) as client:
+            return await client.get(url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base, trust_env=False) as client:
+            return await client.post(url, **kwargs)
+
+    async def stored_grant(self, account: str) -> str | None:
+        from daemon.oauth.tokens import GRANT_KEY
+
+        return await self.daemon.store.run(lambda tx: tx.get_checkpoint(account, GRANT_KEY))
+
+
+@asynccontextmanager
+async def running_daemon(path: Path, environ: dict[str, str]) -> AsyncIterator[Running]:
+    """Run the daemon of ``path`` in the test's Trio run; stop it on the way out."""
+    import trio
+
+    from daemon.app import run_daemon
+    from daemon.config import load_config
+
+    config = load_config(path, environ=environ)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        try:
+            yield Running(daemon, config.daemon.public_base_url, path)
+        finally:
+            stop.set()
