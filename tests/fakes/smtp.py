@@ -102,7 +102,7 @@ class _OAuthHandler(_Handler):
     """Adds ``AUTH XOAUTH2`` (aiosmtpd finds ``auth_<MECHANISM>`` methods on the handler)."""
 
     async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
-        blob: Any = args[2] if len(args) > 2 else await server.challenge_auth("")
+        blob: Any = args[1] if len(args) > 1 else await server.challenge_auth("")
         try:
             text = base64.b64decode(blob).decode() if isinstance(blob, str) else blob.decode()
         except ValueError:
