@@ -67,6 +67,9 @@ class MicrosoftProvider:
         except requests.RequestException as exc:
             raise ProviderUnavailable(f"cannot reach Entra for app {self.app.id!r}: "
                                       f"{type(exc).__name__}", account=account) from None
+        except msal.exceptions.MsalServiceError as exc:  # msal raises on a 5xx
+            raise ProviderUnavailable(f"Entra failed for app {self.app.id!r}: {exc}",
+                                      account=account) from None
 
     def _client(self, cache: msal.SerializableTokenCache | None = None
                 ) -> msal.ConfidentialClientApplication:

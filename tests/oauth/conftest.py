@@ -49,3 +49,14 @@ def oauth_dovecot(entra: FakeEntra) -> Iterator[Dovecot]:
     server.start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+def google_dovecot(google: FakeGoogle) -> Iterator[Dovecot]:
+    """A Dovecot whose oauth2 passdb asks the Google emulator about every token."""
+    if dovecot_binary() is None:
+        pytest.skip("dovecot is not installed")
+    server = Dovecot(oauth2_introspection_url=google.introspection_url)
+    server.start()
+    yield server
+    server.cleanup()
