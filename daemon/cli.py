@@ -6,6 +6,7 @@
     postroom check-config   FILE                 validate; print OK or every error
     postroom accounts       --config FILE        state of each account, OAuth app warnings
     postroom authenticate ACCOUNT --config FILE  a one-time OAuth sign-in link for ACCOUNT
+    postroom rekey-oauth --old-key-file FILE --config FILE   re-encrypt OAuth tokens
     postroom sync ACCOUNT   --config FILE        wake an account's actor in the running daemon
     postroom objects LIMETYPE [--where k=v]... [--json] --config FILE
     postroom deliver ACCOUNT --config FILE < message.eml
@@ -71,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     p = command("authenticate", _authenticate, "print a one-time link that signs an OAuth "
                                                "account in (the \"Authenticate\" button)")
     p.add_argument("account")
+    p = command("rekey-oauth", _rekey_oauth, "re-encrypt the stored OAuth tokens after the "
+                                             "secret key changed (daemon stopped)")
+    p.add_argument("--old-key-file", type=Path, required=True,
+                   help="a file holding the previous secret key (or the old <db>.key file)")
     p = command("sync", _sync, "make the running daemon sync an account now")
     p.add_argument("account")
     p = command("objects", _objects, "list CRM objects of a limetype")
@@ -191,6 +196,29 @@ def _authenticate(args: argparse.Namespace) -> int:
     print(f"{config.daemon.public_base_url.rstrip('/')}/oauth/start?{query}")
     print(f"Open it in a browser within {int(START_LINK_LIFETIME // 60)} minutes; it works "
           "once.", file=sys.stderr)
+    return 0
+
+
+def _rekey_oauth(args: argparse.Namespace) -> int:
+    from daemon.config import load_secret_key
+    from daemon.oauth.tokens import GrantUnreadable, TokenCipher, reseal_grants
+    from daemon.store import open_store
+
+    config = _load(args.config)
+    old_text = args.old_key_file.read_text().strip()
+    old = TokenCipher(hashlib.sha256(old_text.encode()).digest())
+    new = TokenCipher(load_secret_key(config))
+    store = open_store(config.daemon.store)
+    try:
+        with store.transaction() as tx:
+            count = reseal_grants(tx, old, new, [a.id for a in config.accounts])
+    except GrantUnreadable as exc:
+        print(f"{exc}: is {args.old_key_file} the previous key? Nothing was changed.",
+              file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"re-encrypted {count} OAuth grant{'s' if count != 1 else ''}")
     return 0
 
 
