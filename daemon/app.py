@@ -176,7 +176,7 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
     if isinstance(connection, OAuthApp):
         if connection.base_scope != "imap_smtp":
             return None
-        from daemon.oauth.mailbox import run_oauth_imap_account
+        from daemon.oauth.actor import run_oauth_imap_account
 
         return partial(run_oauth_imap_account, account, connection, oauth=daemon.oauth,
                        submit=daemon.processor.submit,
