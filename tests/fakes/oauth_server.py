@@ -48,10 +48,14 @@ class Reply:
 
 @dataclass
 class IssuedToken:
+    """``user`` signed in; ``mailbox`` is what the token opens (a shared mailbox the user
+    may open, as Exchange allows; default the user's own)."""
+
     user: str
     client_id: str
     scopes: tuple[str, ...]
     active: bool = True
+    mailbox: str = ""
 
 
 @dataclass
@@ -63,6 +67,7 @@ class PendingCode:
     nonce: str
     user: str
     scopes: tuple[str, ...]
+    mailbox: str = ""
 
 
 def s256(verifier: str) -> str:
@@ -160,9 +165,11 @@ class OAuthEmulator:
         with self.lock:
             self._failures.append(Reply(status, {"error": error}, headers or {}))
 
-    def live_access_tokens(self, user: str) -> list[str]:
+    def live_access_tokens(self, mailbox: str) -> list[str]:
+        """Live access tokens that open ``mailbox`` (for the SMTP server's check)."""
         with self.lock:
-            return [t for t, i in self.access_tokens.items() if i.user == user and i.active]
+            return [t for t, i in self.access_tokens.items()
+                    if (i.mailbox or i.user) == mailbox and i.active]
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -204,7 +211,7 @@ class OAuthEmulator:
             token = self.access_tokens.get(form.get("token", ""))
         if token is None or not token.active:
             return Reply(200, {"active": False})
-        return Reply(200, {"active": True, "username": token.user,
+        return Reply(200, {"active": True, "username": token.mailbox or token.user,
                            "scope": " ".join(token.scopes)})
 
     # -- shared endpoint logic ---------------------------------------------------------
@@ -224,7 +231,7 @@ class OAuthEmulator:
                 self.codes[code] = PendingCode(
                     self.client_id, redirect_uri, query.get("code_challenge", ""),
                     query.get("code_challenge_method", ""), query.get("nonce", ""), user,
-                    tuple(query.get("scope", "").split()))
+                    tuple(query.get("scope", "").split()), query.get("login_hint") or user)
             params = {"code": code, "state": state}
         if form_post_allowed and query.get("response_mode") == "form_post":
             inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">'
@@ -269,14 +276,16 @@ class OAuthEmulator:
                 if code.method != "S256" or s256(form.get("code_verifier", "")) != code.challenge:
                     return self.error(400, "invalid_grant", "PKCE verification failed"), \
                         None, None
-                return None, IssuedToken(code.user, self.client_id, code.scopes), code
+                return None, IssuedToken(code.user, self.client_id, code.scopes,
+                                         mailbox=code.mailbox), code
             if grant_type == "refresh_token":
                 record = self.refresh_tokens.get(form.get("refresh_token", ""))
                 if record is None or not record.active:
                     return self.error(400, "invalid_grant", self.revoked_description()), \
                         None, None
                 scopes = tuple(form.get("scope", "").split()) or record.scopes
-                return None, IssuedToken(record.user, self.client_id, scopes), None
+                return None, IssuedToken(record.user, self.client_id, scopes,
+                                         mailbox=record.mailbox), None
             return self.error(400, "unsupported_grant_type", grant_type), None, None
 
     def issue(self, record: IssuedToken, *, refresh: bool = True) -> tuple[str, str | None]:
@@ -284,11 +293,10 @@ class OAuthEmulator:
         refresh_token = "rt-" + secrets.token_urlsafe(24) if refresh else None
         with self.lock:
             self.access_tokens[access] = IssuedToken(record.user, record.client_id,
-                                                     record.scopes)
+                                                     record.scopes, mailbox=record.mailbox)
             if refresh_token:
-                self.refresh_tokens[refresh_token] = IssuedToken(record.user,
-                                                                 record.client_id,
-                                                                 record.scopes)
+                self.refresh_tokens[refresh_token] = IssuedToken(
+                    record.user, record.client_id, record.scopes, mailbox=record.mailbox)
         return access, refresh_token
 
     @staticmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import structlog
 import trio
 
 from daemon.actors.status import AccountState
@@ -43,6 +44,14 @@ async def test_the_whole_flow_consent_import_refresh_revocation(
     config = load_config(path, environ=ENV)
     base = f"http://127.0.0.1:{port}"
     stop = trio.Event()
+    with structlog.testing.capture_logs() as logs:
+        await _whole_flow(config, base, entra, oauth_dovecot, ann, bob, clock, tmp_path, stop)
+    secrets = [*entra.access_tokens, *entra.refresh_tokens, ENTRA_SECRET]
+    assert len(logs) > 20 and not [s for s in secrets if s in repr(logs)]
+
+
+async def _whole_flow(config, base, entra, oauth_dovecot, ann, bob, clock, tmp_path,
+                      stop) -> None:
     async with trio.open_nursery() as nursery:
         daemon = await nursery.start(lambda task_status: run_daemon(
             config, stop=stop, handle_signals=False, task_status=task_status))
@@ -103,6 +112,7 @@ async def test_the_whole_flow_consent_import_refresh_revocation(
         assert entry["state"] == "auth_error"
         assert "invalid_grant" in entry["last_error"]
         assert entry["oauth"]["authenticate"] == f"{base}/oauth/start?account=support"
+        assert entry["oauth"]["user"] == "ann@contoso.example"
         assert "authenticate" not in {a["account"]: a for a in status["accounts"]}[
             "sales"]["oauth"]
 
@@ -134,4 +144,32 @@ async def test_the_reference_form_redirect_uri_works_end_to_end(entra, oauth_dov
         assert page.status_code == 200
         assert str(page.url) == reference
         await wait_for(daemon.handles["support"].status, state_is(AccountState.IDLE))
+        stop.set()
+
+
+async def test_a_shared_mailbox_logs_in_as_the_mailbox_with_the_delegate_s_token(
+        entra, oauth_dovecot, tmp_path: Path):
+    shared = oauth_dovecot.add_user("helpdesk@contoso.example")
+    entra.sign_in_as = "delegate@contoso.example"
+    port = free_port()
+    path = write_oauth_config(tmp_path, port=port, app=entra_app(entra, ENTRA_CLIENT),
+                              dovecot=oauth_dovecot,
+                              accounts=(("support", "helpdesk@contoso.example"),))
+    config = load_config(path, environ=ENV)
+    base = f"http://127.0.0.1:{port}"
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        page = await consent(base, "support", entra.ca_file)
+        assert "helpdesk@contoso.example is connected, signed in as " \
+               "delegate@contoso.example" in page.text
+        status = daemon.handles["support"].status
+        await wait_for(status, state_is(AccountState.IDLE))
+        await trio.to_thread.run_sync(oauth_dovecot.append, shared, make_message("Shared"))
+        await wait_for(status, lambda s: s.imported == 1)
+        async with httpx.AsyncClient(base_url=base) as client:
+            (entry,) = (await client.get("/status")).json()["accounts"]
+        assert entry["oauth"]["user"] == "delegate@contoso.example"
+        assert {t.user for t in entra.access_tokens.values()} == {"delegate@contoso.example"}
         stop.set()

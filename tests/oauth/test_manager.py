@@ -103,3 +103,24 @@ def test_classification_reads_the_error_field_and_the_status(error, status, kind
     found = classify(error, "AADSTS12345: whatever", status, account="a", app="m365")
     assert type(found).__name__ == kind
     assert isinstance(ProviderUnavailable("x"), TransientError)
+
+
+async def test_an_app_whose_secret_date_has_passed_is_failing_from_the_start(entra, tmp_path):
+    from datetime import date, timedelta
+
+    from daemon.errors import OAuthAppFailing
+
+    dovecot = Dovecot.__new__(Dovecot)
+    dovecot.imap_port = 1143
+    gone = date.today() - timedelta(days=1)
+    path = write_oauth_config(tmp_path, port=8025, app=entra_app(entra, ENTRA_CLIENT),
+                              dovecot=dovecot, accounts=ONE,
+                              extra_app=f"client_secret_expires = {gone.isoformat()}")
+    config = load_config(path, environ={"TEST_OAUTH_SECRET": ENTRA_SECRET})
+    async with AsyncStore(open_store(config.daemon.store)) as store:
+        oauth = OAuthManager(config, store, b"k" * 32)
+        with pytest.raises(OAuthAppFailing, match=f"expired on {gone}"):
+            await oauth.access_token("support")
+        assert oauth.apps_status()[0]["client_secret_days_left"] == -1
+        assert "expired" in oauth.sending_refusal("support")
+    assert entra.token_requests == []
