@@ -51,7 +51,7 @@ from daemon.oauth.flow import PendingSignIn, PendingSignIns, StartLinks, redirec
 from daemon.oauth.google import GoogleProvider
 from daemon.oauth.microsoft import MicrosoftProvider
 from daemon.oauth.provider import FlowRefused, Provider
-from daemon.oauth.tokens import Grant, TokenCipher, load_grant, save_grant
+from daemon.oauth.tokens import Grant, GrantUnreadable, TokenCipher, load_grant, save_grant
 
 log = structlog.get_logger("postroom.oauth")
 
@@ -184,9 +184,21 @@ class OAuthManager:
     # -- tokens --------------------------------------------------------------------------
 
     async def grant(self, account_id: str) -> Grant | None:
-        """The account's grant (memory, else the store), or None before any sign-in."""
+        """The account's grant (memory, else the store), or None before any sign-in.
+
+        Raises:
+            ReauthenticationRequired: the stored grant does not open with the secret key
+                (it changed without ``postroom rekey-oauth``).
+        """
         if account_id not in self._grants:
-            found = await self.store.run(lambda tx: load_grant(tx, self.cipher, account_id))
+            try:
+                found = await self.store.run(lambda tx: load_grant(tx, self.cipher,
+                                                                   account_id))
+            except GrantUnreadable:
+                reason = ("the stored sign-in does not open with the current secret key "
+                          "(run postroom rekey-oauth with the old key, or sign in again)")
+                self.needs_sign_in[account_id] = reason
+                raise ReauthenticationRequired(reason, account=account_id) from None
             if found is None:
                 return None
             self._grants[account_id] = found

@@ -124,3 +124,13 @@ async def test_an_app_whose_secret_date_has_passed_is_failing_from_the_start(ent
         assert oauth.apps_status()[0]["client_secret_days_left"] == -1
         assert "expired" in oauth.sending_refusal("support")
     assert entra.token_requests == []
+
+
+async def test_a_grant_sealed_with_another_key_asks_for_rekey_or_a_new_sign_in(manager,
+                                                                              entra):
+    oauth, clock = manager
+    await sign_in(oauth, entra)
+    other = OAuthManager(oauth.config, oauth.store, b"another key entirely", now=clock)
+    with pytest.raises(ReauthenticationRequired, match="rekey-oauth"):
+        await other.access_token("support")
+    assert "rekey-oauth" in other.account_notes("support")["oauth"]["reason"]
