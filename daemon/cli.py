@@ -30,12 +30,9 @@ import hashlib
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import trio
@@ -154,72 +151,23 @@ def _accounts(args: argparse.Namespace) -> int:
         print(f"{account.id:<20} {account.auth:<12} {state:<12} "
               f"{counts.get('imported', '-'):>8} {counts.get('failed', '-'):>6}  "
               f"{s.get('last_error') or ''}")
-    for line in _oauth_warnings(config):
+    from daemon.oauth.commands import accounts_warnings
+
+    for line in accounts_warnings(config):
         print(line)
     return 0
 
 
-def _oauth_warnings(config: Any) -> list[str]:
-    from daemon.config.load import SECRET_EXPIRY_WARNING_DAYS
-
-    lines = []
-    for app in config.oauth_apps:
-        if app.client_secret_expires is not None:
-            days = (app.client_secret_expires - date.today()).days
-            if days < 0:
-                lines.append(f"warning: oauth app {app.id}: the client secret expired on "
-                             f"{app.client_secret_expires}")
-            elif days <= SECRET_EXPIRY_WARNING_DAYS:
-                lines.append(f"warning: oauth app {app.id}: the client secret expires on "
-                             f"{app.client_secret_expires} (in {days} days)")
-        if app.publishing_status == "testing":
-            lines.append(f"warning: oauth app {app.id}: Google Testing status, refresh "
-                         "tokens die after 7 days")
-    return lines
-
-
 def _authenticate(args: argparse.Namespace) -> int:
-    from daemon.config import OAuthApp, load_secret_key
-    from daemon.oauth.flow import START_LINK_LIFETIME, StartLinks
+    from daemon.oauth.commands import authenticate
 
-    config = _load(args.config)
-    try:
-        connection = config.connection_for(args.account)
-    except KeyError as exc:
-        print(exc.args[0], file=sys.stderr)
-        return 1
-    if not isinstance(connection, OAuthApp):
-        print(f"account {args.account!r} does not sign in with OAuth", file=sys.stderr)
-        return 1
-    link = StartLinks(load_secret_key(config), time.time).make(args.account)
-    query = urlencode({"account": args.account, "link": link})
-    print(f"{config.daemon.public_base_url.rstrip('/')}/oauth/start?{query}")
-    print(f"Open it in a browser within {int(START_LINK_LIFETIME // 60)} minutes; it works "
-          "once.", file=sys.stderr)
-    return 0
+    return authenticate(_load(args.config), args.account)
 
 
 def _rekey_oauth(args: argparse.Namespace) -> int:
-    from daemon.config import load_secret_key
-    from daemon.oauth.tokens import GrantUnreadable, TokenCipher, reseal_grants
-    from daemon.store import open_store
+    from daemon.oauth.commands import rekey
 
-    config = _load(args.config)
-    old_text = args.old_key_file.read_text().strip()
-    old = TokenCipher(hashlib.sha256(old_text.encode()).digest())
-    new = TokenCipher(load_secret_key(config))
-    store = open_store(config.daemon.store)
-    try:
-        with store.transaction() as tx:
-            count = reseal_grants(tx, old, new, [a.id for a in config.accounts])
-    except GrantUnreadable as exc:
-        print(f"{exc}: is {args.old_key_file} the previous key? Nothing was changed.",
-              file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    print(f"re-encrypted {count} OAuth grant{'s' if count != 1 else ''}")
-    return 0
+    return rekey(_load(args.config), args.old_key_file)
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -7,6 +7,8 @@ Layout (one concept per module)::
     google.py     Google through httpx (PKCE, offline access, granular consent checks)
     flow.py       single-use states, one-time start links, redirect URIs and callback paths
     tokens.py     grants sealed with AES-GCM (HKDF from the secret key) in checkpoints
+    expiry.py     client secret expiry and Google Testing-status warnings
+    commands.py   postroom authenticate and postroom rekey-oauth
     manager.py    the daemon's side: sign-ins, access tokens on demand, status and warnings
     actor.py      an imap_smtp account's actor: needs_authentication, then IMAP XOAUTH2
 

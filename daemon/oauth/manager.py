@@ -44,9 +44,9 @@ import structlog
 import trio
 
 from daemon.config import Config, OAuthApp, Secret
-from daemon.config.load import SECRET_EXPIRY_WARNING_DAYS
 from daemon.config.units import HOURS, MINUTES
 from daemon.errors import OAuthAppFailing, PostroomError, ReauthenticationRequired
+from daemon.oauth.expiry import app_warnings, secret_days_left
 from daemon.oauth.flow import PendingSignIn, PendingSignIns, StartLinks, redirect_uri_for
 from daemon.oauth.google import GoogleProvider
 from daemon.oauth.microsoft import MicrosoftProvider
@@ -309,9 +309,7 @@ class OAuthManager:
         return entries
 
     def secret_days_left(self, app: OAuthApp) -> int | None:
-        if app.client_secret_expires is None:
-            return None
-        return (app.client_secret_expires - self._today()).days
+        return secret_days_left(app, self._today())
 
     def warnings(self) -> list[tuple[str, str]]:
         """``(app id, text)`` for every app whose secret expires soon or that is Testing."""
@@ -322,16 +320,7 @@ class OAuthManager:
         return found
 
     def _app_warnings(self, app: OAuthApp) -> dict[str, Any]:
-        texts = []
-        days = self.secret_days_left(app)
-        if days is not None and days < 0:
-            texts.append(f"the client secret expired on {app.client_secret_expires}")
-        elif days is not None and days <= SECRET_EXPIRY_WARNING_DAYS:
-            texts.append(f"the client secret expires on {app.client_secret_expires} "
-                         f"(in {days} days); renew it now")
-        if app.publishing_status == "testing":
-            texts.append("the app is in Google's Testing status: refresh tokens die after "
-                         "7 days; publish the app")
+        texts = app_warnings(app, self._today())
         return {"warnings": texts} if texts else {}
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
