@@ -173,3 +173,28 @@ async def test_a_shared_mailbox_logs_in_as_the_mailbox_with_the_delegate_s_token
         assert entry["oauth"]["user"] == "delegate@contoso.example"
         assert {t.user for t in entra.access_tokens.values()} == {"delegate@contoso.example"}
         stop.set()
+
+
+async def test_a_token_refused_before_its_expiry_is_refreshed_once_at_login(
+        entra, oauth_dovecot, tmp_path: Path):
+    ann = oauth_dovecot.add_user("ann@contoso.example")
+    port = free_port()
+    path = write_oauth_config(tmp_path, port=port, app=entra_app(entra, ENTRA_CLIENT),
+                              dovecot=oauth_dovecot,
+                              accounts=(("support", "ann@contoso.example"),))
+    config = load_config(path, environ=ENV)
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, stop=stop, handle_signals=False, task_status=task_status))
+        await consent(f"http://127.0.0.1:{port}", "support", entra.ca_file)
+        status = daemon.handles["support"].status
+        await wait_for(status, state_is(AccountState.IDLE))
+        entra.expire_access_tokens()  # dead at the server, still an hour left for us
+        await trio.to_thread.run_sync(oauth_dovecot.restart)
+        await wait_for(status, lambda s: s.reconnects >= 1 and s.state is AccountState.IDLE)
+        assert [r for r in entra.token_requests if r[0] == "refresh_token"] == [
+            ("refresh_token", 200, None)]
+        await trio.to_thread.run_sync(oauth_dovecot.append, ann, make_message("After"))
+        await wait_for(status, lambda s: s.imported == 1)
+        stop.set()

@@ -6,6 +6,7 @@ import re
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -16,7 +17,6 @@ from daemon.errors import ReauthenticationRequired, TransientError
 from daemon.oauth.manager import OAuthManager
 from daemon.oauth.provider import ProviderUnavailable, classify
 from daemon.store import AsyncStore, open_store
-from tests.fakes.dovecot import Dovecot
 from tests.oauth.conftest import ENTRA_CLIENT, ENTRA_SECRET
 from tests.oauth.env import Clock, entra_app, write_oauth_config
 
@@ -25,8 +25,7 @@ ONE = (("support", "ann@contoso.example"),)
 
 @pytest.fixture
 async def manager(entra, tmp_path: Path) -> AsyncIterator[tuple[OAuthManager, Clock]]:
-    dovecot = Dovecot.__new__(Dovecot)  # only its port goes into the config
-    dovecot.imap_port = 1143
+    dovecot = SimpleNamespace(imap_port=1143)  # only its port goes into the config
     path = write_oauth_config(tmp_path, port=8025, app=entra_app(entra, ENTRA_CLIENT),
                               dovecot=dovecot, accounts=ONE)
     config = load_config(path, environ={"TEST_OAUTH_SECRET": ENTRA_SECRET})
@@ -110,8 +109,7 @@ async def test_an_app_whose_secret_date_has_passed_is_failing_from_the_start(ent
 
     from daemon.errors import OAuthAppFailing
 
-    dovecot = Dovecot.__new__(Dovecot)
-    dovecot.imap_port = 1143
+    dovecot = SimpleNamespace(imap_port=1143)
     gone = date.today() - timedelta(days=1)
     path = write_oauth_config(tmp_path, port=8025, app=entra_app(entra, ENTRA_CLIENT),
                               dovecot=dovecot, accounts=ONE,
