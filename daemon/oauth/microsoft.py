@@ -105,6 +105,9 @@ class MicrosoftProvider:
                 result = self._client(cache).acquire_token_by_auth_code_flow(flow, params)
             except ValueError as exc:  # state mismatch, missing code
                 raise FlowRefused(f"the callback does not match the sign-in ({exc})") from None
+            except RuntimeError:  # msal's id token checks: aud, iss or nonce differ
+                raise FlowRefused("the id token was not issued for this sign-in (aud, iss "
+                                  "or nonce differ)") from None
         self._raise_for(result, account)
         claims = result.get("id_token_claims") or {}
         return Grant(account=account, app=self.app.id, provider="microsoft",

@@ -37,6 +37,7 @@ class FakeEntra(OAuthEmulator):
     """See the module docstring and :class:`tests.fakes.oauth_server.OAuthEmulator`."""
 
     tenant = "contoso"
+    forge_nonce = False  # issue id tokens whose nonce is not the one sent to authorize
 
     def _issuer(self) -> str:
         return f"{self.base_url}/{self.tenant}/v2.0"
@@ -74,7 +75,7 @@ class FakeEntra(OAuthEmulator):
                   "preferred_username": record.user, "name": record.user.split("@")[0],
                   "ver": "2.0"}
         if code is not None and code.nonce:
-            claims["nonce"] = code.nonce
+            claims["nonce"] = "forged-nonce" if self.forge_nonce else code.nonce
         scopes = [s for s in record.scopes if s not in ("openid", "profile", "offline_access")]
         return Reply(200, {
             "token_type": "Bearer", "scope": " ".join(scopes), "expires_in": self.expires_in,

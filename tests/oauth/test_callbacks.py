@@ -116,3 +116,11 @@ async def test_start_needs_the_api_token_or_a_one_time_link_from_the_cli(
         assert other.status_code == 400
         page = await follow_to_callback(first.headers["location"], entra.ca_file)
         assert page.status_code == 200 and "ann@contoso.example" in page.text
+
+
+async def test_an_id_token_with_another_nonce_is_refused(config_path, entra):
+    entra.forge_nonce = True
+    async with running_daemon(config_path, ENV) as run:
+        page = await consent(run.base, "support", entra.ca_file)
+        assert page.status_code == 400 and "not issued for this sign-in" in page.text
+        assert await run.stored_grant("support") is None
