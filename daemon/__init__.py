@@ -11,6 +11,8 @@ its file)::
       errors.py         the exception tree
       log.py            structlog setup and redaction; terminal.py safe terminal text
       limiters.py       worker-thread limits shared per kind; sdnotify.py systemd
+      backup.py         ``postroom backup``; starter.py ``postroom init``; shipped.py
+                        the example files in the wheel (share/)
       config/           the TOML configuration, one module per section; the runtime
                         JSON (runtime.py), secrets, check-config
       actors/           maildir.py, imap.py (intake), processor.py, outbox.py, status.py
@@ -26,6 +28,8 @@ its file)::
       store/            the store protocol; statements once (transaction.py);
                         SQLite and PostgreSQL dialects; migrations
       http/             the Quart-Trio app behind Hypercorn, routes per resource
+      oauth/            Microsoft (msal) and Google sign-in, tokens sealed at rest,
+                        refresh, secret-expiry warnings
       plugins/          hookspecs, events, the tolerant plugin manager
       templates/        the shipped default mail template
 

@@ -6,6 +6,7 @@
     ├── watchdog                    sd_notify WATCHDOG=1 from the event loop
     ├── Processor                   parse -> classify -> hooks -> one transaction
     ├── OutboxActor                 sends queued mail; retries with backoff
+    ├── OAuthManager.run            daily warnings (client secret expiry, Testing apps)
     ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
@@ -49,14 +50,16 @@ from daemon.actors.maildir import run_maildir_account
 from daemon.actors.outbox import OutboxActor
 from daemon.actors.processor import Processor
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.config import Account, Config, ImapConnection, load_secret_key
+from daemon.config import Account, Config, ImapConnection, OAuthApp, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
 from daemon.http.app import create_app
 from daemon.http.guard import ASGIApp, HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
+from daemon.oauth.manager import OAuthManager
 from daemon.outbox.queue import mail_queuer
+from daemon.outbox.transport import transport_for
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
@@ -69,7 +72,8 @@ class Daemon:
     :class:`~daemon.http.context.DaemonContext`."""
 
     def __init__(self, config: Config, store: AsyncStore, pm: pluggy.PluginManager,
-                 processor: Processor, outbox: OutboxActor) -> None:
+                 processor: Processor, outbox: OutboxActor,
+                 oauth: OAuthManager | None = None) -> None:
         self.config = config
         self.store = store
         self.pm = pm
@@ -82,10 +86,16 @@ class Daemon:
         self.api_token = config.http.api_token
         self.connections = ConnectionCap(config.http.max_connections)
         self.http_guard: HttpGuard | None = None
+        self.oauth = oauth or OAuthManager(config, store, load_secret_key(config))
+        self.oauth.wake = self.wake_account
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
         self.outbox.wakeup()
+
+    def wake_account(self, account_id: str) -> None:
+        if account_id in self.handles:
+            self.handles[account_id].wake()
 
     def readiness_problems(self) -> list[str]:
         problems = []
@@ -95,8 +105,16 @@ class Daemon:
             problems.append("stopping")
         return problems
 
+    def readiness_notes(self) -> list[str]:
+        """What /readyz reports without failing: accounts waiting for a human."""
+        return [f"account {h.status.account!r} needs authentication"
+                for h in self.handles.values()
+                if h.status.state is AccountState.NEEDS_AUTHENTICATION]
+
     def status(self) -> dict[str, Any]:
-        return {"accounts": [h.status.as_json() for h in self.handles.values()],
+        return {"accounts": [h.status.as_json() | self.oauth.account_notes(h.status.account)
+                             for h in self.handles.values()],
+                "oauth_apps": self.oauth.apps_status(),
                 "outbox": self.outbox.status.as_json(),
                 "http": self.http_status(),
                 "ready": not self.readiness_problems()}
@@ -133,6 +151,23 @@ class _StatusCollector:
             state.add_metric([s.account, s.state.value], 1)
         yield messages
         yield state
+        yield from _oauth_metrics(self.daemon.oauth)
+
+
+def _oauth_metrics(oauth: OAuthManager) -> Any:
+    days = GaugeMetricFamily("postroom_oauth_client_secret_days_left",
+                             "Days until the OAuth app's client secret expires",
+                             labels=["app"])
+    failing = GaugeMetricFamily("postroom_oauth_app_failing",
+                                "1 when the OAuth app's credentials are refused",
+                                labels=["app"])
+    for app in oauth.config.oauth_apps:
+        left = oauth.secret_days_left(app)
+        if left is not None:
+            days.add_metric([app.id], left)
+        failing.add_metric([app.id], 1 if app.id in oauth.app_failures else 0)
+    yield days
+    yield failing
 
 
 async def open_daemon_store(config: Config) -> AsyncStore:
@@ -164,7 +199,16 @@ def _mailbox_runner(account: Account, config: Config, daemon: Daemon, handle: Ac
         return partial(run_maildir_account, account, submit=daemon.processor.submit_many,
                        handle=handle)
     connection = config.connection_for(account)
-    if isinstance(connection, ImapConnection):  # OAuth intake is not built yet
+    if isinstance(connection, OAuthApp):
+        if connection.base_scope != "imap_smtp":
+            return None
+        from daemon.oauth.actor import run_oauth_imap_account
+
+        return partial(run_oauth_imap_account, account, connection, oauth=daemon.oauth,
+                       submit=daemon.processor.submit,
+                       submit_many=daemon.processor.submit_many, store=daemon.store,
+                       handle=handle)
+    if isinstance(connection, ImapConnection):
         from daemon.actors.imap import run_imap_account
 
         return partial(run_imap_account, account, connection,
@@ -193,10 +237,11 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
     secret = load_secret_key(config)
-    outbox = OutboxActor(config, store)
+    oauth = OAuthManager(config, store, secret)
+    outbox = OutboxActor(config, store, transports=partial(transport_for, oauth=oauth))
     processor = Processor(config, store, pm, secret=secret,
                           queue_mail=mail_queuer(config, secret), mail_queued=outbox.wakeup)
-    daemon = Daemon(config, store, pm, processor, outbox)
+    daemon = Daemon(config, store, pm, processor, outbox, oauth)
     http_stop = trio.Event()
     try:
         async with trio.open_nursery() as root:
@@ -207,6 +252,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
             async with trio.open_nursery() as workers:
                 await workers.start(processor.run)
                 await workers.start(outbox.run)
+                await workers.start(daemon.oauth.run)
                 actors = await workers.start(_start_actors, config, daemon)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(

@@ -4,7 +4,9 @@
 
     postroom run            --config FILE        run the daemon in the foreground
     postroom check-config   FILE                 validate; print OK or every error
-    postroom accounts       --config FILE        state of each account
+    postroom accounts       --config FILE        state of each account, OAuth app warnings
+    postroom authenticate ACCOUNT --config FILE  a one-time OAuth sign-in link for ACCOUNT
+    postroom rekey-oauth --old-key-file FILE --config FILE   re-encrypt OAuth tokens
     postroom sync ACCOUNT   --config FILE        wake an account's actor in the running daemon
     postroom objects LIMETYPE [--where k=v]... [--json] --config FILE
     postroom deliver ACCOUNT --config FILE < message.eml
@@ -77,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
                 config=False)
     p.add_argument("file", type=Path)
     command("accounts", _accounts, "show each account's state")
+    p = command("authenticate", _authenticate, "print a one-time link that signs an OAuth "
+                                               "account in (the \"Authenticate\" button)")
+    p.add_argument("account")
+    p = command("rekey-oauth", _rekey_oauth, "re-encrypt the stored OAuth tokens after the "
+                                             "secret key changed (daemon stopped)")
+    p.add_argument("--old-key-file", type=Path, required=True,
+                   help="a file holding the previous secret key (or the old <db>.key file)")
     p = command("sync", _sync, "make the running daemon sync an account now")
     p.add_argument("account")
     p = command("objects", _objects, "list CRM objects of a limetype")
@@ -177,7 +186,23 @@ def _accounts(args: argparse.Namespace) -> int:
         print(f"{account.id:<20} {account.auth:<12} {state:<12} "
               f"{counts.get('imported', '-'):>8} {counts.get('failed', '-'):>6}  "
               f"{s.get('last_error') or ''}")
+    from daemon.oauth.commands import accounts_warnings
+
+    for line in accounts_warnings(config):
+        print(line)
     return 0
+
+
+def _authenticate(args: argparse.Namespace) -> int:
+    from daemon.oauth.commands import authenticate
+
+    return authenticate(_load(args.config), args.account)
+
+
+def _rekey_oauth(args: argparse.Namespace) -> int:
+    from daemon.oauth.commands import rekey
+
+    return rekey(_load(args.config), args.old_key_file)
 
 
 def _sync(args: argparse.Namespace) -> int:

@@ -5,7 +5,11 @@ The supervisor and the actors decide by exception class only::
     PostroomError
     ├── ConfigError            a configuration file is wrong; carries every problem found
     ├── AuthError              credentials refused or consent revoked: the actor parks in
-    │                          ``auth_error`` instead of retrying
+    │   │                      ``auth_error`` instead of retrying
+    │   ├── ReauthenticationRequired  an OAuth grant is gone (revoked, expired, never
+    │   │                      given): parks at once; a human must sign in again
+    │   └── OAuthAppFailing    the OAuth app itself is refused (secret expired or wrong,
+    │                          unknown client id): every account on it parks at once
     ├── TransientError         the world failed for now: retry with backoff
     │   ├── ConnectError       could not reach the server
     │   ├── ProtocolError      the server said something we did not expect
@@ -35,7 +39,9 @@ __all__ = [
     "PermanentError",
     "PostroomError",
     "ProcessingError",
+    "OAuthAppFailing",
     "ProtocolError",
+    "ReauthenticationRequired",
     "StoreBusyError",
     "StoreError",
     "TransientError",
@@ -85,6 +91,14 @@ class ConfigError(PostroomError):
 
 class AuthError(PostroomError):
     """The server refused our credentials. Retrying will not help until a human acts."""
+
+
+class ReauthenticationRequired(AuthError):
+    """An OAuth account has no usable grant: a human must sign in (``/oauth/start``)."""
+
+
+class OAuthAppFailing(AuthError):
+    """The OAuth app's own credentials are refused; no account on it can sign in."""
 
 
 class TransientError(PostroomError):

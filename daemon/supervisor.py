@@ -12,6 +12,8 @@ The loop decides by exception class only (see :mod:`daemon.errors`):
 * ``TransientError``, and ``OSError`` EMFILE/ENFILE (out of file descriptors, see
   :func:`daemon.errors.is_transient`): restart after a backoff as below, logged as
   ``actor.backoff`` without a traceback; not a crash.
+  ``ReauthenticationRequired`` and ``OAuthAppFailing`` (an OAuth grant is dead, the app is
+  refused) park at once: retrying cannot help before a human signs in again.
 * ``PermanentError`` escaping an actor, and any other ``Exception``: a crash. Restart after
   an exponential delay with full jitter (``random() * min(cap, base * 2**attempt)``, the
   AWS Architecture Blog's "full jitter"); the attempt counter resets once the actor has run
@@ -31,7 +33,13 @@ import structlog
 import trio
 
 from daemon.actors.status import AccountHandle, AccountState, AccountStatus
-from daemon.errors import AuthError, PostroomError, is_transient
+from daemon.errors import (
+    AuthError,
+    OAuthAppFailing,
+    PostroomError,
+    ReauthenticationRequired,
+    is_transient,
+)
 
 SECONDS = 1.0
 MINUTES = 60 * SECONDS
@@ -112,7 +120,8 @@ async def supervise(run: ActorRun, handle: AccountHandle, policy: RestartPolicy,
         if isinstance(error, AuthError):
             auth_failures += 1
             _report(status, "actor.auth_failed", error, attempt, auth_failures=auth_failures)
-            if auth_failures >= policy.park_after_auth_failures:
+            if auth_failures >= policy.park_after_auth_failures or isinstance(
+                    error, ReauthenticationRequired | OAuthAppFailing):
                 status.set_state(AccountState.AUTH_ERROR, _describe(error))
                 log.warning("actor.parked", account=status.account, reason=_describe(error))
                 report_started()

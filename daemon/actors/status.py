@@ -30,6 +30,7 @@ class AccountState(enum.Enum):
     IDLE = "idle"              # caught up, waiting for new mail (IDLE, poll or watch)
     BACKOFF = "backoff"        # a transient failure; waiting before the next attempt
     AUTH_ERROR = "auth_error"  # credentials refused: parked until a human acts
+    NEEDS_AUTHENTICATION = "needs_authentication"  # OAuth, never signed in: waits for it
     DISABLED = "disabled"      # enabled = false, or parked after repeated resyncs
 
 

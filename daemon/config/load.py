@@ -429,6 +429,7 @@ class _Checker:
                    apps: dict[int, OAuthApp], connections: dict[int, ImapConnection]) -> None:
         for index, app in apps.items():
             self.warn_expiry(index, app)
+            self.warn_testing(index, app)
         for index, connection in connections.items():
             if not connection.verify_certificates:
                 self.warn(("imap_connections", index, "verify_certificates"),
@@ -449,6 +450,11 @@ class _Checker:
         elif days <= SECRET_EXPIRY_WARNING_DAYS:
             self.warn(loc, f"the client secret expires on {expires} (in {days} days); "
                       "renew it now")
+
+    def warn_testing(self, index: int, app: OAuthApp) -> None:
+        if app.publishing_status == "testing":
+            self.warn(("oauth_apps", index, "publishing_status"), '"testing": Google lets '
+                      "refresh tokens of apps in Testing die after 7 days; publish the app")
 
 
 def _raw_ids(data: Mapping[str, Any], section: str) -> set[str]:

@@ -18,6 +18,7 @@ Routes::
     ...  /api/v1/textsnippets[/<id>]                text snippets (daemon/http/snippets.py)
     POST /api/v1/errors/<id>/resolve               daemon/http/message_errors.py
     ...  /api/v1/outbox[/<id>/release]             held automatic mail (daemon/http/outbox.py)
+    ...  /oauth/start, /oauth/callback              OAuth sign-in (daemon/http/oauth.py)
 
 Who may ask (:func:`_check_caller`, for everything but the probes):
 
@@ -54,6 +55,7 @@ from daemon.http.context import DaemonContext
 from daemon.http.conversations import conversations_blueprint
 from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
 from daemon.http.message_errors import message_errors_blueprint
+from daemon.http.oauth import oauth_blueprint
 from daemon.http.outbox import outbox_blueprint
 from daemon.http.snippets import snippets_blueprint
 from daemon.plugins.manager import call_hook
@@ -83,7 +85,8 @@ def create_app(daemon: DaemonContext) -> Quart:
     @app.get("/healthz")
     async def readyz() -> Any:
         problems = daemon.readiness_problems()
-        body = {"status": "ok" if not problems else "unavailable", "problems": problems}
+        body = {"status": "ok" if not problems else "unavailable", "problems": problems,
+                "attention": daemon.readiness_notes()}
         return jsonify(body), (200 if not problems else 503)
 
     @app.get("/status")
@@ -127,6 +130,7 @@ def create_app(daemon: DaemonContext) -> Quart:
     app.register_blueprint(snippets_blueprint(daemon))
     app.register_blueprint(message_errors_blueprint(daemon))
     app.register_blueprint(outbox_blueprint(daemon))
+    app.register_blueprint(oauth_blueprint(daemon))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

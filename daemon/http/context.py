@@ -12,13 +12,16 @@ from __future__ import annotations
 __all__ = ["DaemonContext"]
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 from daemon.actors.status import AccountHandle
 from daemon.config import Config, Secret
 from daemon.store import AsyncStore
+
+if TYPE_CHECKING:
+    from daemon.oauth.manager import OAuthManager
 
 
 class DaemonContext(Protocol):
@@ -48,8 +51,15 @@ class DaemonContext(Protocol):
     def stopping(self) -> bool:
         """True once shutdown began: ``/readyz`` answers 503, new API requests too."""
 
+    @property
+    def oauth(self) -> OAuthManager:
+        """Sign-ins, grants and the apps' health (``/oauth/*``, refusals of the send API)."""
+
     def readiness_problems(self) -> list[str]:
         """Why ``/readyz`` is 503 (empty when ready)."""
+
+    def readiness_notes(self) -> list[str]:
+        """What ``/readyz`` reports without failing: accounts waiting for a human."""
 
     def status(self) -> dict[str, Any]:
         """The ``/status`` document."""

@@ -22,7 +22,9 @@ field is wrong, an attachment or snippet does not exist, an action is not offere
 ``403`` (the coworker's groups may
 not use the account), ``404`` (no such conversation), ``413`` (the composed message is
 larger than the account's ``max_outgoing_bytes``; the answer names the size and the
-limit), ``422`` (nobody to send to). A refused reply leaves nothing behind.
+limit), ``409`` (the account cannot send now, with the reason: an OAuth account not
+signed in or whose app is failing), ``422`` (nobody to send to). A refused reply leaves
+nothing behind.
 
 ``POST /api/v1/files`` takes the raw bytes as the body, the name in ``?filename=`` and
 the type in ``Content-Type``; the answer's ``id`` goes in ``attachments``. Bodies up to
@@ -82,6 +84,7 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
         try:
             reply = ReplyRequest.from_json(conversation_id, body)
             account_id = reply.account or await _account_of(daemon, conversation_id)
+            _refuse_if_cannot_send(daemon, account_id)
             action = _chosen_action(daemon, account_id, reply.action)
             out = composers.get(account_id)
             result = await daemon.store.run(queue_reply, out, reply)
@@ -192,6 +195,14 @@ async def _account_of(daemon: DaemonContext, conversation_id: int) -> str:
                                "account it belongs to)")
         account_id = daemon.config.accounts[0].id
     return account_id
+
+
+def _refuse_if_cannot_send(daemon: DaemonContext, account_id: str) -> None:
+    """409 at once for an account that cannot send now (an OAuth account without a
+    grant, a failing app), instead of accepting the reply and failing it later."""
+    reason = daemon.oauth.sending_refusal(account_id)
+    if reason is not None:
+        raise ReplyRefused(reason, 409)
 
 
 def _chosen_action(daemon: DaemonContext, account_id: str, action_id: str | None

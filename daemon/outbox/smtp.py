@@ -15,7 +15,12 @@ TLS (RFC 8314 prefers implicit TLS; RFC 3207 defines STARTTLS):
 
 Certificates are checked against the system store, or ``ca_file`` when set.
 Authentication (RFC 4954) uses smtplib's ``login``: PLAIN (RFC 4616) or LOGIN, whichever
-the server offers, only when the account has a password.
+the server offers, only when the account has a password. OAuth accounts use ``AUTH
+XOAUTH2`` (``base64("user=" U "\x01auth=Bearer " T "\x01\x01")`` as the initial
+response); a server refusing the token first sends a base64 JSON error challenge, which
+is answered with an empty line so that it finishes with its 535. The token is fetched
+in Trio (from the OAuth manager) before the worker thread connects; a refused token is
+refreshed once and the login tried again on a new connection.
 
 One message is one SMTP transaction: ``MAIL FROM`` (with ``SIZE=`` when the server
 supports RFC 1870, so an oversize message is refused before its bytes travel),
@@ -58,7 +63,7 @@ __all__ = [
 import smtplib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,7 +127,9 @@ class SmtpSettings:
         verify_certificates: False only for labs.
         connect_timeout, read_timeout: seconds for connect + TLS + greeting, then for
             every read or write.
-        username, password: for AUTH; no AUTH without a password.
+        username, password: for AUTH; no AUTH without a password (or ``xoauth2``).
+        xoauth2: ``await xoauth2(force_refresh=False)`` returns an access token; when set,
+            AUTH XOAUTH2 as ``username`` is used instead of a password.
         local_hostname: the EHLO name (never looked up, which can hang without DNS).
     """
 
@@ -136,6 +143,8 @@ class SmtpSettings:
     username: str | None = None
     password: Secret | None = field(default=None, repr=False)
     local_hostname: str = "localhost"
+    xoauth2: Callable[..., Awaitable[Secret]] | None = field(default=None, repr=False,
+                                                              compare=False)
 
     @property
     def where(self) -> str:
@@ -143,15 +152,17 @@ class SmtpSettings:
 
     @classmethod
     def for_account(cls, account: Account, connection: ImapConnection, *,
-                    local_hostname: str = "localhost") -> SmtpSettings:
+                    local_hostname: str = "localhost", username: str | None = None,
+                    xoauth2: Callable[..., Awaitable[Secret]] | None = None) -> SmtpSettings:
         """The settings for ``account`` sending through ``connection`` (an ImapConnection)."""
         return cls(host=connection.smtp_host, port=connection.smtp_port,
                    tls=connection.smtp_tls, ca_file=connection.ca_file,
                    verify_certificates=connection.verify_certificates,
                    connect_timeout=connection.connect_timeout_seconds,
                    read_timeout=connection.read_timeout_seconds,
-                   username=account.login, password=account.password,
-                   local_hostname=local_hostname)
+                   username=username or account.login,
+                   password=None if xoauth2 else account.password,
+                   local_hostname=local_hostname, xoauth2=xoauth2)
 
 
 # -- the error boundary ------------------------------------------------------------------
@@ -281,10 +292,21 @@ class SmtpSession:
             AuthError: the server refused the login.
         """
         try:
+            if self._conn is None and self.settings.xoauth2 is not None:
+                return await self._send_with_token(sender, recipient, raw)
             return await self._call(self._transaction, sender, recipient, raw)
         except BaseException:
             await self.aclose()
             raise
+
+    async def _send_with_token(self, sender: str, recipient: str, raw: bytes) -> str:
+        assert self.settings.xoauth2 is not None
+        token = await self.settings.xoauth2()
+        try:
+            return await self._call(self._transaction, sender, recipient, raw, token)
+        except AuthError:
+            token = await self.settings.xoauth2(force_refresh=True)
+            return await self._call(self._transaction, sender, recipient, raw, token)
 
     async def aclose(self) -> None:
         """Say QUIT if connected, then close. Always releases the connection; shielded."""
@@ -302,8 +324,9 @@ class SmtpSession:
         with map_errors(self.settings.where, self.account):
             return fn(*args)
 
-    def _transaction(self, sender: str, recipient: str, raw: bytes) -> str:
-        conn = self._conn or self._connect()
+    def _transaction(self, sender: str, recipient: str, raw: bytes,
+                     token: Secret | None = None) -> str:
+        conn = self._conn or self._connect(token)
         options = [f"SIZE={len(raw)}"] if conn.has_extn("size") else []
         code, reply = conn.mail(sender, options)
         if code != 250:
@@ -319,7 +342,7 @@ class SmtpSession:
             raise smtplib.SMTPDataError(code, reply)
         return f"{code} {_reply_text(reply)}"
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, token: Secret | None = None) -> smtplib.SMTP:
         s = self.settings
         context = tls_context(s)
         conn: smtplib.SMTP
@@ -337,7 +360,9 @@ class SmtpSession:
             conn.ehlo()
             if s.tls == "starttls":
                 self._starttls(conn, context)
-            if s.password is not None:
+            if token is not None:
+                self._xoauth2(conn, token)
+            elif s.password is not None:
                 self._login(conn)
         except BaseException:
             conn.close()
@@ -357,6 +382,17 @@ class SmtpSession:
         assert s.password is not None
         with map_errors(s.where, self.account, chain=False):
             conn.login(s.username or "", s.password.reveal())
+
+
+    def _xoauth2(self, conn: smtplib.SMTP, token: Secret) -> None:
+        s = self.settings
+        initial = f"user={s.username or ''}\x01auth=Bearer {token.reveal()}\x01\x01"
+
+        def answer(challenge: bytes | None = None) -> str:
+            return initial if challenge is None else ""  # the error challenge: empty line
+
+        with map_errors(s.where, self.account, chain=False):
+            conn.auth("XOAUTH2", answer, initial_response_ok=True)
 
 
 def _reset(conn: smtplib.SMTP) -> None:

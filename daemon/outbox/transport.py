@@ -14,10 +14,13 @@ Which transport an account gets (:func:`transport_for`):
   ``<maildir>/.Sent`` (``new/``), so the demo shows its outgoing mail without a network.
   The file name carries the outbox id, so writing the same item twice is impossible:
   this transport is exactly-once.
-* ``auth`` names an OAuth app: not implemented yet (XOAUTH2 over SMTP for Google and
-  Microsoft ``imap_smtp``; Graph ``sendMail`` for Microsoft ``api``). Items fail at once
-  with that reason (a permanent error), rather than sitting in the queue where they would
-  be retried for two days and crowd out other accounts' mail.
+* ``auth`` names an ``imap_smtp`` OAuth app: SMTP ``AUTH XOAUTH2`` through the app's
+  SMTP server, as the account's email, with access tokens from the daemon's
+  :class:`~daemon.oauth.manager.OAuthManager` (passed as ``oauth``).
+* ``auth`` names a Microsoft ``api`` app (Graph ``sendMail``): not implemented yet. Items
+  fail at once with that reason (a permanent error), rather than sitting in the queue
+  where they would be retried for two days and crowd out other accounts' mail. (The
+  send API refuses such replies before they are queued.)
 """
 
 from __future__ import annotations
@@ -28,15 +31,19 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
-from daemon.config import MAILDIR, Account, Config, ImapConnection
+from daemon.config import MAILDIR, Account, Config, ImapConnection, OAuthApp
 from daemon.errors import PermanentError
 from daemon.outbox.smtp import SmtpSettings, SmtpTransport
 from daemon.store.base import OutboxItem
+
+if TYPE_CHECKING:
+    from daemon.oauth.manager import OAuthManager
 
 #: The Maildir++ folder the demo "sends" into.
 SENT_FOLDER = ".Sent"
@@ -112,7 +119,8 @@ class Unavailable:
         raise PermanentError(self.reason, account=item.account)
 
 
-def transport_for(config: Config, account: Account) -> Transport:
+def transport_for(config: Config, account: Account, *, oauth: OAuthManager | None = None
+                  ) -> Transport:
     """The transport for ``account`` (see the module docstring)."""
     if account.auth == MAILDIR:
         assert account.maildir is not None
@@ -122,8 +130,12 @@ def transport_for(config: Config, account: Account) -> Transport:
         settings = SmtpSettings.for_account(
             account, connection, local_hostname=config.daemon.message_id_domain)
         return SmtpTransport(settings, account=account.id, envelope_from=account.email)
-    # TODO(outbox): XOAUTH2 over SMTP (Google, Microsoft imap_smtp) and Graph sendMail
-    # (Microsoft api) need the token provider; until then OAuth accounts cannot send.
+    if isinstance(connection, OAuthApp) and connection.base_scope == "imap_smtp" \
+            and oauth is not None:
+        settings = SmtpSettings.for_account(
+            account, connection.mail_servers(), local_hostname=config.daemon.message_id_domain,
+            username=account.email, xoauth2=partial(oauth.access_token, account.id))
+        return SmtpTransport(settings, account=account.id, envelope_from=account.email)
     return Unavailable(f"account {account.id!r} authenticates with OAuth app "
-                       f"{account.auth!r}; sending through OAuth (XOAUTH2 / Graph "
-                       "sendMail) is not implemented yet")
+                       f"{account.auth!r}; sending through Microsoft Graph (sendMail) "
+                       "is not implemented yet")

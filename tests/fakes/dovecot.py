@@ -16,6 +16,13 @@ ordinary user, everything runs as that user.
 
 Helpers are blocking (imapclient); from Trio tests call them through
 ``trio.to_thread.run_sync``.
+
+``Dovecot(oauth2_introspection_url=URL)`` also offers XOAUTH2 and OAUTHBEARER through an
+``oauth2`` passdb that POSTs every token to ``URL`` (an emulator from
+:mod:`tests.fakes.oauth_server`): ``200 {"active": true, "username": U}`` logs U in,
+``200 {"active": false}`` is ``NO [AUTHENTICATIONFAILED]``. Users need no passwd-file
+entry for that; :meth:`Dovecot.add_user` still gives the tests an admin login to the same
+mailbox (the userdb is static, keyed by the user name).
 """
 
 from __future__ import annotations
@@ -117,7 +124,7 @@ ssl = yes
 ssl_cert = <{root}/tls/cert.pem
 ssl_key = <{root}/tls/key.pem
 ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain login
+auth_mechanisms = plain login{extra_mechanisms}
 disable_plaintext_auth = no
 auth_failure_delay = 0
 auth_cache_size = 0
@@ -135,9 +142,9 @@ imap_idle_notify_interval = 2 mins
 # default, shared by every IDLE process running as the mail user) Dovecot falls back to
 # looking every mailbox_idle_check_interval (30 s by default). Keep that fallback fast.
 mailbox_idle_check_interval = 1 secs
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users/%u
+  args = scheme=PLAIN username_format=%u {root}/users/%u{passwd_mechanisms}
 }}
 userdb {{
   driver = static
@@ -171,6 +178,23 @@ protocol imap {{
 }}
 """
 
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+
+_OAUTH2_ARGS = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+
 
 class Dovecot:
     """One Dovecot instance in its own directory. Not thread-safe; one per test session.
@@ -186,7 +210,7 @@ class Dovecot:
 
     host = HOST
 
-    def __init__(self) -> None:
+    def __init__(self, *, oauth2_introspection_url: str | None = None) -> None:
         binary = dovecot_binary()
         if binary is None:
             raise RuntimeError("dovecot is not installed")
@@ -198,6 +222,7 @@ class Dovecot:
         self.imaps_port = _free_port()
         self._login_user, self._internal_user, self.mail_uid, self.mail_gid = _accounts()
         self._process: subprocess.Popen[bytes] | None = None
+        self.oauth2_introspection_url = oauth2_introspection_url
         self._write_tls()
         self._write_config()
 
@@ -223,7 +248,13 @@ class Dovecot:
         os.chown(home, self.mail_uid, self.mail_gid)
         (self.root / "users").mkdir()
         self.config = self.root / "dovecot.conf"
+        oauth = self.oauth2_introspection_url
+        if oauth is not None:
+            (self.root / "dovecot-oauth2.conf.ext").write_text(_OAUTH2_ARGS.format(url=oauth))
         self.config.write_text(_CONFIG.format(
+            extra_mechanisms=" xoauth2 oauthbearer" if oauth else "",
+            oauth2_passdb=_OAUTH2_PASSDB.format(root=self.root) if oauth else "",
+            passwd_mechanisms="\n  mechanisms = plain login" if oauth else "",
             root=self.root, host=HOST, instance=self.instance_name, imap_port=self.imap_port,
             imaps_port=self.imaps_port, login_user=self._login_user,
             internal_user=self._internal_user, uid=self.mail_uid, gid=self.mail_gid))

@@ -8,6 +8,9 @@ so it does not care that the tests run on Trio) with certificates from a trustme
 * ``tls="none"``: plain text, no STARTTLS offered (to test that we refuse to downgrade).
 
 With ``users`` every session must AUTH (PLAIN or LOGIN; ``mechanisms`` narrows them).
+With ``xoauth2`` (a ``(user, token) -> bool`` check, e.g. against an OAuth emulator)
+``AUTH XOAUTH2`` is offered: a good token is ``235``; a bad one gets Google's base64 JSON
+error challenge first, then ``535 5.7.8`` once the client answers with an empty line.
 
 Scripted behaviour, set from the test at any time:
 
@@ -24,10 +27,13 @@ from __future__ import annotations
 
 __all__ = ["FakeSmtp", "Received", "free_port"]
 
+import base64
+import json
 import socket
 import ssl
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import Message
@@ -92,6 +98,30 @@ class _Handler:
         return f"250 2.0.0 Ok: queued as Q{number}"
 
 
+class _OAuthHandler(_Handler):
+    """Adds ``AUTH XOAUTH2`` (aiosmtpd finds ``auth_<MECHANISM>`` methods on the handler)."""
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:
+        blob: Any = args[1] if len(args) > 1 else await server.challenge_auth("")
+        try:
+            text = base64.b64decode(blob).decode() if isinstance(blob, str) else blob.decode()
+        except ValueError:
+            text = ""
+        fields = dict(part.split("=", 1) for part in text.split("\x01") if "=" in part)
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        check = self.fake.xoauth2
+        assert check is not None
+        with self.fake.lock:
+            self.fake.attempts.append(("AUTH XOAUTH2", user))
+        if check(user, token):
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        error = json.dumps({"status": "401", "schemes": "bearer",
+                            "scope": "https://mail.google.com/"}).encode()
+        await server.challenge_auth(base64.b64encode(error).decode(), encode_to_b64=False)
+        return AuthResult(success=False, handled=False,
+                          message="535 5.7.8 Username and Password not accepted")
+
+
 class FakeSmtp:
     """See the module docstring.
 
@@ -101,16 +131,19 @@ class FakeSmtp:
         tls: ``starttls`` | ``implicit`` | ``none``.
         users: login -> password; empty means no AUTH.
         mechanisms: the AUTH mechanisms offered (subset of PLAIN, LOGIN).
+        xoauth2: ``(user, token) -> bool``; offers AUTH XOAUTH2 (and requires AUTH).
     """
 
     def __init__(self, ca: trustme.CA, workdir: Path, *, tls: str = "starttls",
                  users: dict[str, str] | None = None,
-                 mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN")) -> None:
+                 mechanisms: tuple[str, ...] = ("PLAIN", "LOGIN"),
+                 xoauth2: Callable[[str, str], bool] | None = None) -> None:
         self.host = HOST
         self.port = free_port()
         self.tls = tls
         self.users = dict(users or {})
         self.mechanisms = mechanisms
+        self.xoauth2 = xoauth2
         self.ca_file = workdir / "smtp-ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -137,16 +170,18 @@ class FakeSmtp:
             kwargs |= {"ssl_context": self._context, "auth_require_tls": False}
         else:
             kwargs |= {"auth_require_tls": False}
-        if self.users:
+        if self.users or self.xoauth2:
+            offered = self.mechanisms if self.users else ()
             kwargs |= {"authenticator": self._authenticate, "auth_required": True,
                        "auth_exclude_mechanism": [m for m in ("PLAIN", "LOGIN")
-                                                  if m not in self.mechanisms]}
+                                                  if m not in offered]}
         # aiosmtpd warns on every connection to a server taking AUTH without STARTTLS; that
         # is the point of the implicit-TLS and no-STARTTLS scenarios. (Set here, inside the
         # test's own warning filters, which pytest resets per test.)
         warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS",
                                 category=UserWarning)
-        controller = Controller(_Handler(self), **kwargs)
+        handler = _OAuthHandler(self) if self.xoauth2 else _Handler(self)
+        controller = Controller(handler, **kwargs)
         controller.start()
         self._controller = controller
 

@@ -131,9 +131,9 @@ def test_long_names_get_distinct_index_names(pg_store: PostgresStore):
         pg_store.ensure_index(limetype, prop)
         pg_store.ensure_index(limetype, prop)
     with pg_store.transaction() as tx:
-        names = [r[0] for r in tx._x("SELECT indexname FROM pg_indexes "
-                                     "WHERE schemaname = current_schema() AND tablename = 'objects' "
-                                     "AND indexname LIKE 'ix_obj_%'")]
+        names = [r[0] for r in tx._x(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = 'objects' AND indexname LIKE 'ix_obj_%'")]
     assert len(names) == 2 and all(len(n) <= 63 for n in names)
 
 
