@@ -6,7 +6,7 @@
     ├── watchdog                    sd_notify WATCHDOG=1 from the event loop
     ├── Processor                   parse -> classify -> hooks -> one transaction
     ├── OutboxActor                 sends queued mail; retries with backoff
-    ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
+    ├── supervise(mailbox actor)    one per enabled account (maildir | imap | graph)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
 Shutdown (SIGINT/SIGTERM, or ``stop.set()``), as in Hypercorn's ``trio/run.py``: the
@@ -52,11 +52,14 @@ from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.config import Config, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
+from daemon.graph.notifications import WebhookRegistry
 from daemon.http.app import create_app
+from daemon.http.graph_webhooks import with_graph_webhooks
 from daemon.http.guard import HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
 from daemon.outbox.queue import mail_queuer
+from daemon.outbox.transport import transport_for
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
@@ -82,6 +85,12 @@ class Daemon:
         self.api_token = config.http.api_token
         self.connections = ConnectionCap(config.http.max_connections)
         self.http_guard: HttpGuard | None = None
+        # Graph: the webhook routes' registry, the token source (account, app) ->
+        # TokenProvider (daemon.graph.client; None: Graph accounts cannot start), and
+        # set once the HTTP server listens (subscriptions need it for validation).
+        self.graph_webhooks: WebhookRegistry | None = None
+        self.graph_tokens: Any = None
+        self.http_started = trio.Event()
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
@@ -99,6 +108,8 @@ class Daemon:
         return {"accounts": [h.status.as_json() for h in self.handles.values()],
                 "outbox": self.outbox.status.as_json(),
                 "http": self.http_status(),
+                "graph_webhooks": (self.graph_webhooks.counters.as_json()
+                                   if self.graph_webhooks is not None else None),
                 "ready": not self.readiness_problems()}
 
     def http_status(self) -> dict[str, int]:
@@ -164,6 +175,8 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
         return partial(run_maildir_account, account, submit=daemon.processor.submit_many,
                        handle=handle)
     connection = config.connection_for(account)
+    if getattr(connection, "base_scope", None) == "api":
+        return _graph_runner(account, connection, config, daemon)
     if connection is not None:
         from daemon.actors.imap import run_imap_account
 
@@ -174,6 +187,19 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
     return None
 
 
+def _graph_runner(account: Any, app: Any, config: Config, daemon: Daemon) -> Any:
+    """The Graph actor for ``account``, or None while no token source is wired."""
+    if daemon.graph_tokens is None or daemon.graph_webhooks is None:
+        return None
+    from daemon.actors.graph import run_graph_account
+
+    return partial(run_graph_account, account, app, submit_many=daemon.processor.submit_many,
+                   store=daemon.store, tokens=daemon.graph_tokens(account, app),
+                   registry=daemon.graph_webhooks, http_ready=daemon.http_started.wait,
+                   webhook_base_url=(config.daemon.webhook_base_url
+                                     or config.daemon.public_base_url))
+
+
 def _policy(account: Any) -> RestartPolicy:
     return RestartPolicy(cap=account.backoff_cap_seconds,
                          reset_after=account.stable_after_seconds,
@@ -181,20 +207,26 @@ def _policy(account: Any) -> RestartPolicy:
 
 
 async def run_daemon(config: Config, *, stop: trio.Event | None = None,
-                     handle_signals: bool = True,
+                     handle_signals: bool = True, graph_tokens: Any = None,
                      task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until a signal (or ``stop``) asks us to stop; see the module docstring.
 
     ``task_status.started(daemon)`` is called once the actors and the HTTP server run.
+    ``graph_tokens``: ``(account, app) -> TokenProvider`` for Graph accounts (the OAuth
+    package's token source; tests pass a fixed token). Without it Graph accounts show
+    ``disabled`` and cannot send.
     """
     stop = stop if stop is not None else trio.Event()
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
     secret = load_secret_key(config)
-    outbox = OutboxActor(config, store)
+    outbox = OutboxActor(config, store,
+                         transports=partial(transport_for, graph_tokens=graph_tokens))
     processor = Processor(config, store, pm, secret=secret,
                           queue_mail=mail_queuer(config, secret), mail_queued=outbox.wakeup)
     daemon = Daemon(config, store, pm, processor, outbox)
+    daemon.graph_webhooks = WebhookRegistry(store, secret)
+    daemon.graph_tokens = graph_tokens
     http_stop = trio.Event()
     try:
         async with trio.open_nursery() as root:
@@ -209,6 +241,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                     daemon.http_urls = await workers.start(partial(
                         serve, _http_app(daemon), _hypercorn_config(config),
                         daemon.connections, shutdown_trigger=http_stop.wait))
+                daemon.http_started.set()  # (without HTTP, subscriptions fail and retry)
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")
                 log.info("daemon.started", accounts=len(daemon.handles),
@@ -268,11 +301,13 @@ def _http_app(daemon: Daemon) -> Any:
     daemon.http_guard = HttpGuard(create_app(daemon),
                                   body_timeout=daemon.config.http.body_timeout_seconds,
                                   stopping=lambda: daemon.stopping)
-    return with_fast_probes(daemon.http_guard)
+    app = with_fast_probes(daemon.http_guard)
+    return app if daemon.graph_webhooks is None else with_graph_webhooks(
+        app, daemon.graph_webhooks)
 
 
 @asynccontextmanager
-async def open_daemon(config: Config) -> AsyncIterator[Daemon]:
+async def open_daemon(config: Config, *, graph_tokens: Any = None) -> AsyncIterator[Daemon]:
     """Run the daemon inside the caller's Trio run; stop it gracefully on the way out.
 
     For embedding, tests and benchmarks: no signal handling (the caller owns that).
@@ -281,7 +316,8 @@ async def open_daemon(config: Config) -> AsyncIterator[Daemon]:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         daemon: Daemon = await nursery.start(partial(run_daemon, config, stop=stop,
-                                                     handle_signals=False))
+                                                     handle_signals=False,
+                                                     graph_tokens=graph_tokens))
         try:
             yield daemon
         finally:

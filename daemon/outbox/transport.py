@@ -14,8 +14,11 @@ Which transport an account gets (:func:`transport_for`):
   ``<maildir>/.Sent`` (``new/``), so the demo shows its outgoing mail without a network.
   The file name carries the outbox id, so writing the same item twice is impossible:
   this transport is exactly-once.
-* ``auth`` names an OAuth app: not implemented yet (XOAUTH2 over SMTP for Google and
-  Microsoft ``imap_smtp``; Graph ``sendMail`` for Microsoft ``api``). Items fail at once
+* ``auth`` names a Microsoft app with ``base_scope = "api"`` and a Graph token source is
+  given: Graph (:class:`~daemon.graph.send.GraphTransport`; Graph saves the Sent Items
+  copy, so there is no IMAP APPEND).
+* other OAuth apps: not implemented yet (XOAUTH2 over SMTP for Google and
+  Microsoft ``imap_smtp``). Items fail at once
   with that reason (a permanent error), rather than sitting in the queue where they would
   be retried for two days and crowd out other accounts' mail.
 """
@@ -112,8 +115,11 @@ class Unavailable:
         raise PermanentError(self.reason, account=item.account)
 
 
-def transport_for(config: Any, account: Any) -> Transport:
-    """The transport for ``account`` (see the module docstring)."""
+def transport_for(config: Any, account: Any, *, graph_tokens: Any = None) -> Transport:
+    """The transport for ``account`` (see the module docstring).
+
+    ``graph_tokens``: ``(account, app) -> TokenProvider`` for Graph accounts, or None.
+    """
     if account.auth == MAILDIR:
         assert account.maildir is not None
         return MaildirSent(account.maildir)
@@ -122,6 +128,11 @@ def transport_for(config: Any, account: Any) -> Transport:
         settings = SmtpSettings.for_account(
             account, connection, local_hostname=config.daemon.message_id_domain)
         return SmtpTransport(settings, account=account.id, envelope_from=account.email)
+    if (graph_tokens is not None and getattr(connection, "base_scope", None) == "api"
+            and getattr(connection, "provider", None) == "microsoft"):
+        from daemon.graph.send import GraphTransport
+
+        return GraphTransport(connection, account, graph_tokens(account, connection))
     # TODO(outbox): XOAUTH2 over SMTP (Google, Microsoft imap_smtp) and Graph sendMail
     # (Microsoft api) need the token provider; until then OAuth accounts cannot send.
     return Unavailable(f"account {account.id!r} authenticates with OAuth app "
