@@ -176,7 +176,7 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
                        handle=handle)
     connection = config.connection_for(account)
     if getattr(connection, "base_scope", None) == "api":
-        return _graph_runner(account, connection, config, daemon)
+        return _graph_runner(account, connection, config, daemon, handle)
     if connection is not None:
         from daemon.actors.imap import run_imap_account
 
@@ -187,14 +187,16 @@ def _mailbox_runner(account: Any, config: Config, daemon: Daemon, handle: Accoun
     return None
 
 
-def _graph_runner(account: Any, app: Any, config: Config, daemon: Daemon) -> Any:
+def _graph_runner(account: Any, app: Any, config: Config, daemon: Daemon,
+                  handle: AccountHandle) -> Any:
     """The Graph actor for ``account``, or None while no token source is wired."""
     if daemon.graph_tokens is None or daemon.graph_webhooks is None:
         return None
     from daemon.actors.graph import run_graph_account
 
     return partial(run_graph_account, account, app, submit_many=daemon.processor.submit_many,
-                   store=daemon.store, tokens=daemon.graph_tokens(account, app),
+                   store=daemon.store, handle=handle,
+                   tokens=daemon.graph_tokens(account, app),
                    registry=daemon.graph_webhooks, http_ready=daemon.http_started.wait,
                    webhook_base_url=(config.daemon.webhook_base_url
                                      or config.daemon.public_base_url))
