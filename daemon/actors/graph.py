@@ -64,6 +64,9 @@ log = structlog.get_logger("postroom.graph")
 
 NOTIFICATION_ROUTE = "/oauth/msg/notification"
 LIFECYCLE_ROUTE = "/oauth/msg/lifecycle"
+#: The least time between the end of a round and a round a kick asks for: under a storm
+#: of notifications, one round per gap instead of one per notification.
+ROUND_GAP = 0.5
 
 
 def is_shared_mailbox(account: Any) -> bool:
@@ -144,16 +147,21 @@ async def _run(client: GraphClient, account: Any, *, submit_many: SubmitMany,
         task_status.started()
         interval = (account.graph_poll_interval_seconds if mode == "polling"
                     else account.graph_backstop_seconds)
+        first = True
         while True:
-            await _take_marks(store, registry, account.id, events)
+            await _take_marks(store, registry, account.id, events, first=first)
+            first = False
             status.set_state(AccountState.SYNCING)
             handled = await sync.round()
             status.synced()
             _show(status, client, keeper, sync)
             log.info("graph.sync.done", handled=handled, mode=mode)
             status.set_state(AccountState.IDLE)
+            done = trio.current_time()
             with trio.move_on_after(interval):
                 await handle.wakeups.receive()
+                # A notification storm: kicks within ROUND_GAP of a round coalesce.
+                await trio.sleep_until(done + ROUND_GAP)
 
 
 class _LifecycleMarks:
@@ -186,19 +194,25 @@ async def _recorded_lifecycle(store: AsyncStore, account: str) -> list[str]:
 
 
 async def _take_marks(store: AsyncStore, registry: WebhookRegistry, account: str,
-                      marks: _LifecycleMarks) -> None:
-    """Clear the durable kick (the round about to run covers it) and handled events."""
+                      marks: _LifecycleMarks, *, first: bool) -> None:
+    """Clear the durable kick (the round about to run covers it) and handled events.
+
+    Writes only when there is something to clear (always on the first round, which
+    covers what a previous run recorded).
+    """
     clear_lifecycle = marks.handled
     marks.handled = False
+    clear_kick = registry.kick_taken(account) or first
+    if clear_lifecycle:
+        registry.lifecycle_taken(account)
+    if not (clear_kick or clear_lifecycle):
+        return
 
     def clear(tx: Tx) -> None:
         tx.delete_checkpoints(account, KICK_KEY)
         if clear_lifecycle:
             tx.delete_checkpoints(account, LIFECYCLE_KEY)
 
-    registry.kick_taken(account)
-    if clear_lifecycle:
-        registry.lifecycle_taken(account)
     await store.run(clear)
 
 

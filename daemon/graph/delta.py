@@ -101,6 +101,7 @@ class DeltaSync:
         self.on_outcome = on_outcome
         self.folders = FolderIds(client)
         self.resyncs = 0
+        self._state: SyncState | None = None  # the committed checkpoint, once read
 
     async def round(self) -> int:
         """Page the delta to its end, importing as we go; return messages handled.
@@ -160,7 +161,9 @@ class DeltaSync:
         last = messages[-1]
         messages[-1] = replace(last, checkpoint=Checkpoint(
             self.account.id, delta_key(self.account.folder), pending.encode()))
+        self._state = None  # the commit below moves it
         outcomes = await self.submit_many(messages)
+        self._state = pending
         for outcome in outcomes:
             self.on_outcome(outcome)
         await self._flag([(i.id, o) for i, o in zip(items, outcomes, strict=True)], folder_id)
@@ -255,13 +258,18 @@ class DeltaSync:
     # -- checkpoint --------------------------------------------------------------------
 
     async def _load(self) -> SyncState:
-        account, key = self.account.id, delta_key(self.account.folder)
-        return SyncState.decode(await self.store.run(
-            lambda tx: tx.get_checkpoint(account, key)))
+        """The checkpoint: read from the store once, then kept in step by every commit."""
+        if self._state is None:
+            account, key = self.account.id, delta_key(self.account.folder)
+            self._state = SyncState.decode(await self.store.run(
+                lambda tx: tx.get_checkpoint(account, key)))
+        return self._state
 
     async def _save(self, state: SyncState) -> None:
         account, key, value = self.account.id, delta_key(self.account.folder), state.encode()
+        self._state = None  # unknown until the write commits (re-read if it fails)
         await self.store.run(lambda tx: tx.set_checkpoint(account, key, value))
+        self._state = state
 
 
 def _received(value: dict[str, Any]) -> datetime | None:

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
+
 from daemon.store import AsyncStore
 
 KICK_KEY = "graph:kick"
@@ -56,6 +58,7 @@ class _Account:
     wake: Callable[[], None] = lambda: None
     on_lifecycle: Callable[[str], None] = lambda event: None
     kick_recorded: bool = False
+    kick_lock: trio.Lock = field(default_factory=trio.Lock)
     lifecycle_recorded: set[str] = field(default_factory=set)
 
 
@@ -93,9 +96,14 @@ class WebhookRegistry:
         entry = self._accounts.setdefault(account, _Account())
         entry.subscription_id, entry.mac = subscription_id, mac
 
-    def kick_taken(self, account: str) -> None:
-        """The actor read the durable kick: the next notification records a new one."""
-        self._accounts.setdefault(account, _Account()).kick_recorded = False
+    def kick_taken(self, account: str) -> bool:
+        """The actor is about to sync: the next notification records a new kick.
+
+        Returns whether a kick was recorded (so the actor knows to clear it).
+        """
+        entry = self._accounts.setdefault(account, _Account())
+        recorded, entry.kick_recorded = entry.kick_recorded, False
+        return recorded
 
     def lifecycle_taken(self, account: str) -> None:
         self._accounts.setdefault(account, _Account()).lifecycle_recorded.clear()
@@ -124,8 +132,10 @@ class WebhookRegistry:
         """
         entry = self._accounts[account]
         if not entry.kick_recorded:
-            await self.store.run(lambda tx: tx.set_checkpoint(account, KICK_KEY, "1"))
-            entry.kick_recorded = True
+            async with entry.kick_lock:  # one write; notifications meanwhile wait for it
+                if not entry.kick_recorded:
+                    await self.store.run(lambda tx: tx.set_checkpoint(account, KICK_KEY, "1"))
+                    entry.kick_recorded = True
         entry.wake()
 
     async def lifecycle(self, account: str, event: str) -> None:

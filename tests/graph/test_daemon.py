@@ -119,6 +119,7 @@ async def test_created_message_is_committed_within_a_second_of_its_notification(
         assert elapsed < 1
         assert emulator.delivered_notifications == 1
         (stored,) = await messages(daemon)
+        assert stored.get("subject") == "Fire"
         assert daemon.status()["graph_webhooks"]["notifications"] == 1
     print(f"notification -> committed: {elapsed * 1000:.0f} ms")
 
