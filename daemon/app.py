@@ -144,6 +144,28 @@ class _StatusCollector:
             state.add_metric([s.account, s.state.value], 1)
         yield messages
         yield state
+        yield from _graph_metrics(self.daemon)
+
+
+def _graph_metrics(daemon: Daemon) -> Any:
+    """Graph throttling per account and the webhook routes' counters."""
+    throttled = CounterMetricFamily("postroom_graph_throttled", "Graph 429/503 answers",
+                                    labels=["account"])
+    waiting = GaugeMetricFamily("postroom_graph_throttled_seconds",
+                                "Seconds the mailbox still waits for Graph", labels=["account"])
+    for handle in daemon.handles.values():
+        throttle = handle.status.extra.get("throttle")
+        if throttle is not None:
+            throttled.add_metric([handle.status.account], throttle["throttled"])
+            waiting.add_metric([handle.status.account], throttle["throttled_for_seconds"])
+    webhooks = CounterMetricFamily("postroom_graph_webhook", "Graph webhook requests",
+                                   labels=["kind"])
+    if daemon.graph_webhooks is not None:
+        for kind, value in daemon.graph_webhooks.counters.as_json().items():
+            webhooks.add_metric([kind], value)
+    yield throttled
+    yield waiting
+    yield webhooks
 
 
 async def open_daemon_store(config: Config) -> AsyncStore:

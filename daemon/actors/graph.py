@@ -127,7 +127,8 @@ async def _run(client: GraphClient, account: Any, *, submit_many: SubmitMany,
                task_status: trio.TaskStatus[None]) -> None:
     status = handle.status
     mode = graph_mode(account)
-    status.extra.update(mode=mode)
+    status.extra.update(mode=mode, throttle=client.throttle.as_json())
+    client.on_throttle = lambda throttle: status.extra.update(throttle=throttle.as_json())
     status.set_state(AccountState.CONNECTING)
     sync = DeltaSync(client, account, store=store, submit_many=submit_many,
                      on_outcome=status.count)

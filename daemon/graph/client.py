@@ -23,7 +23,7 @@ __all__ = ["MAILBOX_CONCURRENCY", "GraphClient", "GraphRequestError", "GraphTran
            "Throttle", "TokenProvider", "static_token"]
 
 import math
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -121,6 +121,8 @@ class GraphClient:
         self.max_attempts = max_attempts
         self.retry_statuses = retry_statuses
         self.throttle = Throttle()
+        #: Called whenever Graph throttles (the actor shows it in /status at once).
+        self.on_throttle: Callable[[Throttle], None] = lambda throttle: None
         self._token = token
         self._limiter = trio.CapacityLimiter(MAILBOX_CONCURRENCY)
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout,
@@ -198,6 +200,7 @@ class GraphClient:
                                           trio.current_time() + wait)
         log.warning("graph.throttled", status=response.status_code, retry_after=wait,
                     account=self.account)
+        self.on_throttle(self.throttle)
 
     async def _wait_out_throttle(self) -> None:
         await trio.sleep_until(self.throttle.waiting_until)
@@ -227,6 +230,7 @@ class GraphClient:
             self.throttle.throttled += len(waits)
             self.throttle.waiting_until = max(self.throttle.waiting_until,
                                               trio.current_time() + wait)
+            self.on_throttle(self.throttle)
         raise GraphTransient("Graph throttled $batch items too often", status=429,
                              account=self.account)
 

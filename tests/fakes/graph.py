@@ -171,6 +171,9 @@ class GraphEmulator:
         self._throttle = 0
         self._retry_after = 1
         self._batch_throttle = 0
+        #: Every n-th request gets 429 (0: never), for throttling under sustained load.
+        self.throttle_every = 0
+        self._counted = 0
         self._uploads: dict[str, dict[str, Any]] = {}
         self._nursery: trio.Nursery | None = None
         self.change = trio.Event()
@@ -336,8 +339,10 @@ class GraphEmulator:
             return self._upload(request, path.removeprefix("/upload/"))
         if request.headers.get("authorization") != f"Bearer {self.token}":
             raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
-        if self._throttle > 0:
-            self._throttle -= 1
+        self._counted += 1
+        periodic = self.throttle_every and self._counted % self.throttle_every == 0
+        if self._throttle > 0 or periodic:
+            self._throttle = max(0, self._throttle - 1)
             self.throttled_responses += 1
             raise GraphError(429, "ApplicationThrottled",
                              "Application is over its MailboxConcurrency limit.",
