@@ -54,11 +54,10 @@ import trio
 from daemon.actors.status import AccountHandle, AccountState
 from daemon.graph.client import GraphClient, TokenProvider
 from daemon.graph.delta import DeltaSync
-from daemon.graph.notifications import KICK_KEY, LIFECYCLE_KEY, WebhookRegistry
+from daemon.graph.notifications import LIFECYCLE_KEY, WebhookRegistry
 from daemon.graph.subscriptions import SubscriptionKeeper
 from daemon.messages import SubmitMany
 from daemon.store import AsyncStore
-from daemon.store.base import Tx
 
 log = structlog.get_logger("postroom.graph")
 
@@ -150,10 +149,12 @@ async def _run(client: GraphClient, account: Any, *, submit_many: SubmitMany,
                     else account.graph_backstop_seconds)
         first = True
         while True:
-            await _take_marks(store, registry, account.id, events, first=first)
-            first = False
+            await _take_marks(store, registry, account.id, events)
+            seen = registry.kicks(account.id)
             status.set_state(AccountState.SYNCING)
             handled = await sync.round()
+            await registry.settle_kick(account.id, seen, force=first)
+            first = False
             status.synced()
             _show(status, client, keeper, sync)
             log.info("graph.sync.done", handled=handled, mode=mode)
@@ -195,26 +196,14 @@ async def _recorded_lifecycle(store: AsyncStore, account: str) -> list[str]:
 
 
 async def _take_marks(store: AsyncStore, registry: WebhookRegistry, account: str,
-                      marks: _LifecycleMarks, *, first: bool) -> None:
-    """Clear the durable kick (the round about to run covers it) and handled events.
-
-    Writes only when there is something to clear (always on the first round, which
-    covers what a previous run recorded).
-    """
-    clear_lifecycle = marks.handled
-    marks.handled = False
-    clear_kick = registry.kick_taken(account) or first
-    if clear_lifecycle:
-        registry.lifecycle_taken(account)
-    if not (clear_kick or clear_lifecycle):
+                      marks: _LifecycleMarks) -> None:
+    """Clear the durable record of handled lifecycle events (the round about to run
+    covers them); writes only when there is one."""
+    if not marks.handled:
         return
-
-    def clear(tx: Tx) -> None:
-        tx.delete_checkpoints(account, KICK_KEY)
-        if clear_lifecycle:
-            tx.delete_checkpoints(account, LIFECYCLE_KEY)
-
-    await store.run(clear)
+    marks.handled = False
+    registry.lifecycle_taken(account)
+    await store.run(lambda tx: tx.delete_checkpoints(account, LIFECYCLE_KEY))
 
 
 def _show(status: Any, client: GraphClient, keeper: SubscriptionKeeper | None,

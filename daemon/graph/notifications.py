@@ -8,11 +8,12 @@ notification and useless to anyone reading the database. Checks compare MACs wit
 
 A valid notification is a *kick*: "sync this account now". Kicks are made durable before
 the route answers 202 (a checkpoint ``graph:kick`` in the store), so a crash after the
-answer still syncs; to keep the route in the millisecond range under a notification storm,
-only the first kick per account is written until the actor takes it (the rest coalesce,
-as the account's wake-up channel does). Lifecycle events are kept the same way
-(``graph:lifecycle``, the set of pending event names) and handed to the actor's
-subscription task.
+answer still syncs. To keep the route in the millisecond range under a notification
+storm, the record is written once and stays while notifications keep coming; the actor
+clears it (:meth:`WebhookRegistry.settle_kick`) after a round during which none arrived.
+Notifications that find the record being written wait for that one write. Lifecycle
+events are kept the same way (``graph:lifecycle``, the set of pending event names) and
+handed to the actor's subscription task.
 
 The registry is filled by the Graph actors (:meth:`WebhookRegistry.register`) and read by
 :mod:`daemon.http.graph_webhooks`; both run in the event loop's thread.
@@ -58,6 +59,7 @@ class _Account:
     wake: Callable[[], None] = lambda: None
     on_lifecycle: Callable[[str], None] = lambda event: None
     kick_recorded: bool = False
+    kicks: int = 0
     kick_lock: trio.Lock = field(default_factory=trio.Lock)
     lifecycle_recorded: set[str] = field(default_factory=set)
 
@@ -96,14 +98,21 @@ class WebhookRegistry:
         entry = self._accounts.setdefault(account, _Account())
         entry.subscription_id, entry.mac = subscription_id, mac
 
-    def kick_taken(self, account: str) -> bool:
-        """The actor is about to sync: the next notification records a new kick.
+    def kicks(self, account: str) -> int:
+        """Valid notifications for ``account`` so far (the actor notes it before a round)."""
+        return self._accounts.setdefault(account, _Account()).kicks
 
-        Returns whether a kick was recorded (so the actor knows to clear it).
+    async def settle_kick(self, account: str, seen: int, *, force: bool = False) -> None:
+        """A round that started at ``kicks == seen`` is done: clear the durable kick if no
+        notification arrived since (``force``: clear what a previous run left).
+
+        A checkpoint when it writes; raises ``StoreBusyError`` if the store cannot commit.
         """
         entry = self._accounts.setdefault(account, _Account())
-        recorded, entry.kick_recorded = entry.kick_recorded, False
-        return recorded
+        async with entry.kick_lock:
+            if entry.kicks == seen and (entry.kick_recorded or force):
+                await self.store.run(lambda tx: tx.delete_checkpoints(account, KICK_KEY))
+                entry.kick_recorded = False
 
     def lifecycle_taken(self, account: str) -> None:
         self._accounts.setdefault(account, _Account()).lifecycle_recorded.clear()
@@ -131,6 +140,7 @@ class WebhookRegistry:
         the route then answers 5xx and Graph retries.
         """
         entry = self._accounts[account]
+        entry.kicks += 1
         if not entry.kick_recorded:
             async with entry.kick_lock:  # one write; notifications meanwhile wait for it
                 if not entry.kick_recorded:

@@ -146,3 +146,29 @@ async def test_concurrent_downloads_are_bounded_by_four(autojump_clock, in_proce
     await idle_after_rounds(handle, since=0)
     assert len(env.processor.committed) == 40
     assert env.emulator.max_in_flight == 4
+
+
+async def test_failed_creation_is_retried_every_five_minutes_not_in_a_loop(
+        autojump_clock, in_process, nursery):
+    import httpx
+
+    async def unreachable(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 502, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    env = in_process
+    await env.emulator.push_client.aclose()
+    env.emulator.push_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=unreachable))
+    handle = await start(nursery, env)
+    start_time = trio.current_time()
+    await idle_after_rounds(handle, since=0)
+    while handle.status.extra.get("subscription", {}).get("state") != "failed":
+        await handle.status.changed.wait()
+    assert "validation" in handle.status.extra["subscription"]["error"].lower()
+    await trio.sleep(601 - (trio.current_time() - start_time))
+    attempts = [p for m, p in env.emulator.requests if m == "POST" and p.endswith("/subscriptions")]
+    assert len(attempts) == 3    # at 0, 300 and 600 s
+    env.emulator.deliver(MAILBOX, mail("Still polled"))
+    committed = await env.processor.wait_for_message("<still-polled@customer.example>")
+    assert committed.outcome.status is OutcomeStatus.IMPORTED   # the backstop round
