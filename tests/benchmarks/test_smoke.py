@@ -80,8 +80,18 @@ def test_webhook_prints_rate_latency_and_saturation() -> None:
     out, figures = run_benchmark("webhook", "--rate", "100", "--seconds", "1",
                                  "--connections", "4")
     assert "acknowledgement latency" in out
-    assert figures["route"] in ("GET /livez", "POST /oauth/msg/notification")
+    assert figures["route"] == "POST /oauth/msg/notification"
+    assert figures["statuses"] == {"202": 100}   # valid notifications, acknowledged
     assert figures["errors"] == 0
     assert sum(figures["statuses"].values()) == 100
     assert figures["fixed_latency"]["n"] == 100
     assert figures["saturation_rps"] > 0
+
+
+def test_graph_prints_notification_latency_and_the_throttled_backlog() -> None:
+    out, figures = run_benchmark("graph", "--messages", "2", "--backlog", "10")
+    assert "notification -> committed" in out
+    assert figures["notification_latency"]["n"] == 2
+    backlog = figures["backlog"]
+    assert backlog["duplicates"] == 0 and backlog["max_in_flight"] <= 4
+    assert backlog["throttled"] >= 1

@@ -188,3 +188,15 @@ async def test_subscription_state_survives_in_its_own_checkpoint(
     sub = emulator.active_subscriptions(MAILBOX)[0]
     assert saved.state is SubState.ACTIVE and saved.id == sub.id
     assert sub.client_state not in saved.encode()   # only its MAC is stored
+
+
+async def test_a_kick_recorded_before_a_crash_is_synced_and_cleared_on_start(
+        emulator, processor, webhooks, nursery):
+    from daemon.graph.notifications import KICK_KEY
+    emulator.deliver(MAILBOX, mail("Acknowledged then crashed"))
+    await processor.store.run(lambda tx: tx.set_checkpoint("support", KICK_KEY, "1"))
+    handle = await start(nursery, emulator, processor, webhooks)
+    with trio.fail_after(5):
+        await processor.wait_for_message("<acknowledged-then-crashed@customer.example>")
+        await idle_after_rounds(handle, since=0)
+    assert await processor.store.run(lambda tx: tx.get_checkpoint("support", KICK_KEY)) is None
