@@ -2,10 +2,12 @@
 
 Graph throttles per app and mailbox: at most 4 concurrent requests ("MailboxConcurrency",
 docs-contrib: concepts/throttling-limits), answered beyond that with 429 and a
-``Retry-After`` in seconds; 503 may carry one too. This client therefore holds a
-:class:`trio.CapacityLimiter` of 4 per mailbox, and when Graph says wait, every request of
-the mailbox waits (the throttle is the mailbox's, not the request's) — the trade-off is
-that one throttled call delays the mailbox's other calls, which is what Graph asks for.
+``Retry-After`` in seconds; 503 may carry one too. Every client of one mailbox (the
+intake actor's and the outbox's sending sessions) therefore shares one
+:class:`trio.CapacityLimiter` of 4 and one :class:`Throttle` (:func:`mailbox_gate`), and
+when Graph says wait, every request of the mailbox waits (the throttle is the mailbox's,
+not the request's) — the trade-off is that one throttled call delays the mailbox's other
+calls, which is what Graph asks for.
 
 ``Prefer: IdType="ImmutableId"`` goes on every request: ids then survive moves between
 folders, which our source keys rely on (docs-contrib: concepts/outlook-immutable-id).
@@ -23,6 +25,7 @@ __all__ = ["MAILBOX_CONCURRENCY", "GraphClient", "GraphRequestError", "GraphTran
            "Throttle", "TokenProvider", "static_token"]
 
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,7 +84,7 @@ class GraphTransient(TransientError):
         self.status, self.code = status, code
 
 
-@dataclass
+@dataclass(eq=False)
 class Throttle:
     """What ``/status`` and ``/metrics`` show about a mailbox's throttling."""
 
@@ -94,6 +97,36 @@ class Throttle:
         waiting = max(0.0, self.waiting_until - trio.current_time())
         return {"throttled": self.throttled, "throttled_for_seconds": round(waiting, 1),
                 "in_flight": self.in_flight, "peak_in_flight": self.peak_in_flight}
+
+
+class MailboxGate:
+    """What all clients of one mailbox share: the 4-request limiter and the throttle."""
+
+    def __init__(self) -> None:
+        self.limiter = trio.CapacityLimiter(MAILBOX_CONCURRENCY)
+        self.throttle = Throttle()
+
+
+#: Per Trio run (a gate's times are that run's clock), mailbox -> gate while in use.
+_GATES: trio.lowlevel.RunVar[weakref.WeakValueDictionary[tuple[str, str], MailboxGate]] = (
+    trio.lowlevel.RunVar("postroom_graph_gates"))
+
+
+def mailbox_gate(base_url: str, mailbox: str) -> MailboxGate:
+    """The gate of ``mailbox`` at ``base_url``, shared while any client holds it.
+
+    Must be called inside a Trio run.
+    """
+    try:
+        gates = _GATES.get()
+    except LookupError:
+        gates = weakref.WeakValueDictionary()
+        _GATES.set(gates)
+    key = (base_url.rstrip("/"), mailbox.lower())
+    gate = gates.get(key)
+    if gate is None:
+        gate = gates[key] = MailboxGate()
+    return gate
 
 
 class GraphClient:
@@ -120,11 +153,12 @@ class GraphClient:
         self.account = account
         self.max_attempts = max_attempts
         self.retry_statuses = retry_statuses
-        self.throttle = Throttle()
+        self._gate = mailbox_gate(self.base_url, mailbox)
+        self.throttle = self._gate.throttle
         #: Called whenever Graph throttles (the actor shows it in /status at once).
         self.on_throttle: Callable[[Throttle], None] = lambda throttle: None
         self._token = token
-        self._limiter = trio.CapacityLimiter(MAILBOX_CONCURRENCY)
+        self._limiter = self._gate.limiter
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout,
                                        follow_redirects=False)
 
