@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import structlog
 import trio
@@ -139,7 +140,7 @@ class DeltaSync:
                + f"?$select={SELECT}")
         since = self.account.import_since
         if since is not None:
-            url += f"&$filter=receivedDateTime+ge+{since.isoformat()}T00:00:00Z"
+            url += f"&$filter=receivedDateTime%20ge%20{since.isoformat()}T00:00:00Z"
         return url
 
     def _checked(self, link: str) -> str:
@@ -156,7 +157,12 @@ class DeltaSync:
         if not items:
             await self._save(SyncState(following))
             return 0
-        messages = await self._download(items)
+        fetched = await self._download(items)
+        if not fetched:  # all gone meanwhile (deleted or moved): nothing to import
+            await self._save(SyncState(following))
+            return 0
+        items = [item for item, _ in fetched]
+        messages = [message for _, message in fetched]
         pending = SyncState(following, tuple(i.id for i in items))
         last = messages[-1]
         messages[-1] = replace(last, checkpoint=Checkpoint(
@@ -170,17 +176,26 @@ class DeltaSync:
         await self._save(SyncState(following))
         return len(items)
 
-    async def _download(self, items: Sequence[_Item]) -> list[RawMessage]:
-        """Each message's size, then its MIME unless too large; concurrently, in order."""
+    async def _download(self, items: Sequence[_Item]) -> list[tuple[_Item, RawMessage]]:
+        """Each message's size, then its MIME unless too large; concurrently, in order.
+
+        A message deleted or moved away since the delta listed it (404) is skipped: the
+        next delta reports its removal, or lists it again in its new folder.
+        """
         results: list[RawMessage | None] = [None] * len(items)
 
         async def one(index: int, item: _Item) -> None:
-            results[index] = await self._fetch(item)
+            try:
+                results[index] = await self._fetch(item)
+            except GraphRequestError as exc:
+                if exc.status != 404:
+                    raise
+                log.info("graph.message.gone", id=item.id, account=self.account.id)
 
         async with trio.open_nursery() as nursery:
             for index, item in enumerate(items):
                 nursery.start_soon(one, index, item)
-        return [r for r in results if r is not None]
+        return [(item, r) for item, r in zip(items, results, strict=True) if r is not None]
 
     async def _fetch(self, item: _Item) -> RawMessage:
         key = source_key("graph", self.account.id, self.account.folder, item.id)
@@ -236,12 +251,13 @@ class DeltaSync:
         await self._save(SyncState(state.link))
 
     def _patch_read(self, message_id: str) -> dict[str, Any]:
-        return {"method": "PATCH", "url": f"/users/{self.client.mailbox}/messages/{message_id}",
+        return {"method": "PATCH", "url": f"/users/{quote(self.client.mailbox)}/messages/"
+                                          f"{message_id}",
                 "body": {"isRead": True}, "headers": {"Content-Type": "application/json"}}
 
     def _move(self, message_id: str, folder_id: str) -> dict[str, Any]:
         return {"method": "POST",
-                "url": f"/users/{self.client.mailbox}/messages/{message_id}/move",
+                "url": f"/users/{quote(self.client.mailbox)}/messages/{message_id}/move",
                 "body": {"destinationId": folder_id},
                 "headers": {"Content-Type": "application/json"}}
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import httpx
 import hypercorn.config
@@ -163,6 +163,8 @@ class GraphEmulator:
         self.max_in_flight = 0
         self.throttled_responses = 0
         self.reauthorized: list[str] = []
+        #: Immutable ids still listed by delta but answering 404 (deleted meanwhile).
+        self.gone: set[str] = set()
         self.push_client: httpx.AsyncClient | None = None
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
@@ -441,6 +443,8 @@ class GraphEmulator:
 
     def _message(self, box: _Mailbox, ref: str) -> Message:
         for message in box.messages.values():
+            if message.immutable_id in self.gone:
+                continue
             if ref in (message.immutable_id, message.regular_id):
                 return message
         raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in "
@@ -609,7 +613,7 @@ class GraphEmulator:
                                   "headers": {"Retry-After": str(self._retry_after)},
                                   "body": {"error": {"code": "ApplicationThrottled"}}})
                 continue
-            sub = _Request(item["method"], item["url"].partition("?")[0],
+            sub = _Request(item["method"], unquote(item["url"].partition("?")[0]),
                            parse_qs(item["url"].partition("?")[2]),
                            {k.lower(): v for k, v in item.get("headers", {}).items()},
                            json.dumps(item.get("body")).encode() if "body" in item else b"")

@@ -200,3 +200,15 @@ async def test_a_kick_recorded_before_a_crash_is_synced_and_cleared_on_start(
         await processor.wait_for_message("<acknowledged-then-crashed@customer.example>")
         await idle_after_rounds(handle, since=0)
     assert await processor.store.run(lambda tx: tx.get_checkpoint("support", KICK_KEY)) is None
+
+
+async def test_a_message_deleted_between_delta_and_download_is_skipped(
+        emulator, processor, webhooks, nursery):
+    gone = emulator.deliver(MAILBOX, mail("Deleted meanwhile"))
+    emulator.deliver(MAILBOX, mail("Still here"))
+    emulator.gone.add(gone)
+    handle = await start(nursery, emulator, processor, webhooks, graph_mode="polling")
+    with trio.fail_after(5):
+        await idle_after_rounds(handle, since=0)
+    assert [c.message_id for c in processor.committed] == ["<still-here@customer.example>"]
+    assert handle.status.state is AccountState.IDLE   # no crash loop on the 404
