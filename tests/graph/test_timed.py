@@ -172,3 +172,21 @@ async def test_failed_creation_is_retried_every_five_minutes_not_in_a_loop(
     env.emulator.deliver(MAILBOX, mail("Still polled"))
     committed = await env.processor.wait_for_message("<still-polled@customer.example>")
     assert committed.outcome.status is OutcomeStatus.IMPORTED   # the backstop round
+
+
+async def test_reauthorization_of_a_vanished_subscription_recreates_it(
+        autojump_clock, in_process, nursery):
+    env = in_process
+    handle = await start(nursery, env, graph_backstop_seconds=10_000)
+    await wait_subscribed(handle)
+    (sub,) = env.emulator.active_subscriptions(MAILBOX)
+    del env.emulator.subscriptions[sub.id]          # gone at Graph without a word
+    body = {"value": [{"subscriptionId": sub.id, "clientState": sub.client_state,
+                       "lifecycleEvent": "reauthorizationRequired", "tenantId": "t"}]}
+    response = await env.emulator.push_client.post(sub.lifecycle_url, json=body)
+    assert response.status_code == 202
+    while not env.emulator.active_subscriptions(MAILBOX):
+        await handle.status.changed.wait()
+    (new,) = env.emulator.active_subscriptions(MAILBOX)
+    assert new.id != sub.id
+    assert handle.status.extra["subscription"]["state"] == "active"
