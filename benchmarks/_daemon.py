@@ -69,10 +69,21 @@ def _emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def _graph_tokens() -> Any:
+    """A fixed Graph token from ``POSTROOM_BENCH_GRAPH_TOKEN`` (the emulator's), or None."""
+    token = os.environ.get("POSTROOM_BENCH_GRAPH_TOKEN")
+    if token is None:
+        return None
+    from daemon.graph.client import static_token
+
+    return lambda account, app: static_token(token)
+
+
 async def _serve(config: Any) -> None:
     begin = time.monotonic()
     async with trio.open_nursery() as nursery:
-        daemon: Daemon = await nursery.start(partial(run_daemon, config))
+        daemon: Daemon = await nursery.start(partial(run_daemon, config,
+                                                     graph_tokens=_graph_tokens()))
         _emit(event="started", seconds=time.monotonic() - begin, http=daemon.http_urls)
         await all_idle(daemon)
         _emit(event="all_idle", seconds=time.monotonic() - begin)

@@ -1,10 +1,14 @@
 """The HTTP intake under load: requests per second and p99 acknowledgement latency.
 
-The daemon runs in a child process (no accounts, HTTP on a loopback port); this process
-is the load generator. The route is chosen at run time: Graph change notifications
-(``POST /oauth/msg/notification`` with a notification-shaped JSON body) if the daemon
-answers it with anything but 404, else ``GET /livez`` (the route the HTTP stack serves
-today), and the output says which.
+The daemon runs in a child process with one Graph account (webhook mode, HTTP on a
+loopback port) against the Graph emulator (tests/fakes/graph.py), which runs in a thread
+of this process; this process is also the load generator. The daemon creates its
+subscription for real (the emulator's validation handshake reaches the daemon), and the
+load is *valid* notifications: that subscription's id and clientState, so each one is
+checked, kicks the account (durably) and wakes its actor, which runs delta rounds
+against the emulator meanwhile, as in production. The route is chosen at run time: the
+notification route if the daemon answers it with anything but 404, else ``GET /livez``,
+and the output says which.
 
 Two measurements:
 
@@ -30,6 +34,8 @@ import os
 import re
 import shutil
 import subprocess
+import textwrap
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,8 +53,10 @@ from benchmarks._common import (
     write_config,
 )
 from benchmarks._daemon import spawn_daemon
+from benchmarks._emulator import EmulatorThread
 
 MIB = 2 ** 20
+GRAPH_MAILBOX = "bench@example.com"
 NOTIFICATION_PATH = "/oauth/msg/notification"
 FALLBACK_PATH = "/livez"
 
@@ -85,12 +93,12 @@ class Target:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + self.body
 
 
-def choose_target(host: str, port: int) -> tuple[Target, int]:
+def choose_target(host: str, port: int, body: bytes = NOTIFICATION) -> tuple[Target, int]:
     """The notification route if it exists (not 404), else ``/livez``; and its status."""
-    notification = Target("POST", NOTIFICATION_PATH, NOTIFICATION)
+    notification = Target("POST", NOTIFICATION_PATH, body)
     connection = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        connection.request("POST", NOTIFICATION_PATH, body=NOTIFICATION,
+        connection.request("POST", NOTIFICATION_PATH, body=body,
                            headers={"Content-Type": "application/json"})
         response = connection.getresponse()
         response.read()
@@ -233,15 +241,65 @@ def run_wrk(url: str, target: Target, *, seconds: float, connections: int,
 
 # -- the benchmark ----------------------------------------------------------------------
 
-def run(rate: float, *, seconds: float, connections: int, keep: bool) -> Report:
+def _graph_config(root: Path, graph_base_url: str) -> Path:
+    """The benchmark's config plus a Graph app and one webhook-mode account."""
+    path = write_config(root, http=True, log_level="warning")
+    text = path.read_text()
+    bind = re.search(r'bind = "([^"]+)"', text).group(1)  # type: ignore[union-attr]
+    text = text.replace('shutdown_grace_seconds = 5',
+                        f'shutdown_grace_seconds = 5\nwebhook_base_url = "http://{bind}"')
+    text += textwrap.dedent(f"""
+        [[oauth_apps]]
+        id = "graph"
+        provider = "microsoft"
+        client_id = "bench"
+        client_secret_env = "POSTROOM_BENCH_GRAPH_SECRET"
+        tenant_id = "bench"
+        graph_base_url = "{graph_base_url}"
+
+        [[accounts]]
+        id = "bench"
+        email = "{GRAPH_MAILBOX}"
+        auth = "graph"
+        graph_mode = "webhook"
+        """)
+    path.write_text(text)
+    return path
+
+
+def _subscription(emulator: EmulatorThread, timeout: float = 60.0) -> tuple[str, str]:
+    """Wait for the daemon's subscription; its id and clientState."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        subs = emulator.call(lambda em: [(s.id, s.client_state)
+                                         for s in em.active_subscriptions(GRAPH_MAILBOX)])
+        if subs:
+            return subs[0]
+        time.sleep(0.05)
+    raise RuntimeError("the daemon created no subscription")
+
+
+def _valid_notification(subscription_id: str, client_state: str) -> bytes:
+    body = json.loads(NOTIFICATION)
+    body["value"][0].update(subscriptionId=subscription_id, clientState=client_state)
+    return json.dumps(body).encode()
+
+
+def run(rate: float, *, seconds: float, connections: int, keep: bool,
+        livez: bool = False) -> Report:
     report = Report("webhook")
-    with workdir("webhook", keep=keep) as root:
-        config = write_config(root, http=True, log_level="warning")
-        daemon = spawn_daemon(config, root / "daemon.log", {})
+    with workdir("webhook", keep=keep) as root, EmulatorThread() as emulator:
+        config = _graph_config(root, emulator.base_url)
+        daemon = spawn_daemon(config, root / "daemon.log", {
+            "POSTROOM_BENCH_GRAPH_TOKEN": emulator.emulator.token,
+            "POSTROOM_BENCH_GRAPH_SECRET": "bench"})
         try:
             url = daemon.milestone("started", timeout=60)["http"][0]
             host, port = url.removeprefix("http://").rsplit(":", 1)
-            target, probe_status = choose_target(host, int(port))
+            body = _valid_notification(*_subscription(emulator))
+            target, probe_status = choose_target(host, int(port), body)
+            if livez:  # the baseline: the same stack's cheapest route, same moment
+                target = Target("GET", FALLBACK_PATH)
             load = partial(fixed_rate, host, int(port), target, rate=rate,
                            connections=connections)
             trio.run(partial(load, seconds=min(1.0, seconds)))  # warm-up, not reported
@@ -266,6 +324,7 @@ def _report(report: Report, target: Target, probe_status: int, rate: float,
     route = f"{target.method} {target.path}"
     why = ("the Graph notification route answered " + str(probe_status)
            if target.path == NOTIFICATION_PATH
+           else "--livez baseline" if probe_status != 404
            else f"{NOTIFICATION_PATH} answered 404 (not built yet), so /livez is loaded")
     report.line("route", f"{route} ({why})", route=route)
     lat = distribution(fixed.latencies)
@@ -303,11 +362,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16,
                         help="keep-alive connections (16)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--livez", action="store_true",
+                        help="load GET /livez instead (a baseline for this box's moment)")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.seconds <= 0 or args.connections < 1:
         parser.error("--rate, --seconds and --connections must be positive")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    run(args.rate, seconds=args.seconds, connections=args.connections, keep=args.keep).print()
+    run(args.rate, seconds=args.seconds, connections=args.connections, keep=args.keep,
+        livez=args.livez).print()
     return 0
 
 

@@ -15,7 +15,8 @@ its file)::
                         the example files in the wheel (share/)
       config/           the TOML configuration, one module per section; the runtime
                         JSON (runtime.py), secrets, check-config
-      actors/           maildir.py, imap.py (intake), processor.py, outbox.py, status.py
+      actors/           maildir.py, imap.py, graph.py (intake), processor.py,
+                        outbox.py, status.py
       imap/             IMAP plumbing below the actors: session, login, IDLE, folder
                         sync, the Sent folder
       mail/             MIME, charsets, parse, classify, bounce, signed ids
@@ -28,6 +29,8 @@ its file)::
       store/            the store protocol; statements once (transaction.py);
                         SQLite and PostgreSQL dialects; migrations
       http/             the Quart-Trio app behind Hypercorn, routes per resource
+      graph/            Microsoft Graph plumbing below the actors: client (throttling),
+                        delta, folders, subscriptions, webhook registry, sending
       oauth/            Microsoft (msal) and Google sign-in, tokens sealed at rest,
                         refresh, secret-expiry warnings
       plugins/          hookspecs, events, the tolerant plugin manager

@@ -7,7 +7,7 @@
     ├── Processor                   parse -> classify -> hooks -> one transaction
     ├── OutboxActor                 sends queued mail; retries with backoff
     ├── OAuthManager.run            daily warnings (client secret expiry, Testing apps)
-    ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
+    ├── supervise(mailbox actor)    one per enabled account (maildir | imap | graph)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
 Shutdown (SIGINT/SIGTERM, or ``stop.set()``), as in Hypercorn's ``trio/run.py``: the
@@ -53,7 +53,9 @@ from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.config import Account, Config, ImapConnection, OAuthApp, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
+from daemon.graph.notifications import WebhookRegistry
 from daemon.http.app import create_app
+from daemon.http.graph_webhooks import with_graph_webhooks
 from daemon.http.guard import ASGIApp, HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
@@ -88,6 +90,12 @@ class Daemon:
         self.http_guard: HttpGuard | None = None
         self.oauth = oauth or OAuthManager(config, store, load_secret_key(config))
         self.oauth.wake = self.wake_account
+        # Graph: the webhook routes' registry, the token source (account, app) ->
+        # TokenProvider (daemon.graph.client; None: Graph accounts cannot start), and
+        # set once the HTTP server listens (subscriptions need it for validation).
+        self.graph_webhooks: WebhookRegistry | None = None
+        self.graph_tokens: Any = None
+        self.http_started = trio.Event()
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
@@ -117,6 +125,8 @@ class Daemon:
                 "oauth_apps": self.oauth.apps_status(),
                 "outbox": self.outbox.status.as_json(),
                 "http": self.http_status(),
+                "graph_webhooks": (self.graph_webhooks.counters.as_json()
+                                   if self.graph_webhooks is not None else None),
                 "ready": not self.readiness_problems()}
 
     def http_status(self) -> dict[str, int]:
@@ -152,6 +162,7 @@ class _StatusCollector:
         yield messages
         yield state
         yield from _oauth_metrics(self.daemon.oauth)
+        yield from _graph_metrics(self.daemon)
 
 
 def _oauth_metrics(oauth: OAuthManager) -> Any:
@@ -168,6 +179,28 @@ def _oauth_metrics(oauth: OAuthManager) -> Any:
         failing.add_metric([app.id], 1 if app.id in oauth.app_failures else 0)
     yield days
     yield failing
+
+
+
+def _graph_metrics(daemon: Daemon) -> Any:
+    """Graph throttling per account and the webhook routes' counters."""
+    throttled = CounterMetricFamily("postroom_graph_throttled", "Graph 429/503 answers",
+                                    labels=["account"])
+    waiting = GaugeMetricFamily("postroom_graph_throttled_seconds",
+                                "Seconds the mailbox still waits for Graph", labels=["account"])
+    for handle in daemon.handles.values():
+        throttle = handle.status.extra.get("throttle")
+        if throttle is not None:
+            throttled.add_metric([handle.status.account], throttle["throttled"])
+            waiting.add_metric([handle.status.account], throttle["throttled_for_seconds"])
+    webhooks = CounterMetricFamily("postroom_graph_webhook", "Graph webhook requests",
+                                   labels=["kind"])
+    if daemon.graph_webhooks is not None:
+        for kind, value in daemon.graph_webhooks.counters.as_json().items():
+            webhooks.add_metric([kind], value)
+    yield throttled
+    yield waiting
+    yield webhooks
 
 
 async def open_daemon_store(config: Config) -> AsyncStore:
@@ -200,8 +233,8 @@ def _mailbox_runner(account: Account, config: Config, daemon: Daemon, handle: Ac
                        handle=handle)
     connection = config.connection_for(account)
     if isinstance(connection, OAuthApp):
-        if connection.base_scope != "imap_smtp":
-            return None
+        if connection.base_scope == "api":
+            return _graph_runner(account, connection, config, daemon, handle)
         from daemon.oauth.actor import run_oauth_imap_account
 
         return partial(run_oauth_imap_account, account, connection, oauth=daemon.oauth,
@@ -218,6 +251,21 @@ def _mailbox_runner(account: Account, config: Config, daemon: Daemon, handle: Ac
     return None
 
 
+def _graph_runner(account: Account, app: OAuthApp, config: Config, daemon: Daemon,
+                  handle: AccountHandle) -> Any:
+    """The Graph actor for ``account``, or None while no token source is wired."""
+    if daemon.graph_tokens is None or daemon.graph_webhooks is None:
+        return None
+    from daemon.actors.graph import run_graph_account
+
+    return partial(run_graph_account, account, app, submit_many=daemon.processor.submit_many,
+                   store=daemon.store, handle=handle,
+                   tokens=daemon.graph_tokens(account, app),
+                   registry=daemon.graph_webhooks, http_ready=daemon.http_started.wait,
+                   webhook_base_url=(config.daemon.webhook_base_url
+                                     or config.daemon.public_base_url))
+
+
 def _policy(account: Account) -> RestartPolicy:
     return RestartPolicy(cap=account.backoff_cap_seconds,
                          reset_after=account.stable_after_seconds,
@@ -225,11 +273,14 @@ def _policy(account: Account) -> RestartPolicy:
 
 
 async def run_daemon(config: Config, *, stop: trio.Event | None = None,
-                     handle_signals: bool = True,
+                     handle_signals: bool = True, graph_tokens: Any = None,
                      task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until a signal (or ``stop``) asks us to stop; see the module docstring.
 
     ``task_status.started(daemon)`` is called once the actors and the HTTP server run.
+    ``graph_tokens``: ``(account, app) -> TokenProvider`` for Graph accounts (the OAuth
+    package's token source; tests pass a fixed token). Without it Graph accounts show
+    ``disabled`` and cannot send.
     """
     stop = stop if stop is not None else trio.Event()
     for warning in config.warnings:  # what check-config prints as "warning: ..."
@@ -238,10 +289,14 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
     store = await open_daemon_store(config)
     secret = load_secret_key(config)
     oauth = OAuthManager(config, store, secret)
-    outbox = OutboxActor(config, store, transports=partial(transport_for, oauth=oauth))
+    graph_tokens = graph_tokens if graph_tokens is not None else oauth.graph_tokens
+    outbox = OutboxActor(config, store, transports=partial(transport_for, oauth=oauth,
+                                                           graph_tokens=graph_tokens))
     processor = Processor(config, store, pm, secret=secret,
                           queue_mail=mail_queuer(config, secret), mail_queued=outbox.wakeup)
     daemon = Daemon(config, store, pm, processor, outbox, oauth)
+    daemon.graph_webhooks = WebhookRegistry(store, secret)
+    daemon.graph_tokens = graph_tokens
     http_stop = trio.Event()
     try:
         async with trio.open_nursery() as root:
@@ -258,6 +313,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                     daemon.http_urls = await workers.start(partial(
                         serve, _http_app(daemon), _hypercorn_config(config),
                         daemon.connections, shutdown_trigger=http_stop.wait))
+                daemon.http_started.set()  # (without HTTP, subscriptions fail and retry)
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")
                 log.info("daemon.started", accounts=len(daemon.handles),
@@ -319,11 +375,13 @@ def _http_app(daemon: Daemon) -> Any:
     daemon.http_guard = HttpGuard(cast(ASGIApp, create_app(daemon)),
                                   body_timeout=daemon.config.http.body_timeout_seconds,
                                   stopping=lambda: daemon.stopping)
-    return with_fast_probes(daemon.http_guard)
+    app = with_fast_probes(daemon.http_guard)
+    return app if daemon.graph_webhooks is None else with_graph_webhooks(
+        app, daemon.graph_webhooks)
 
 
 @asynccontextmanager
-async def open_daemon(config: Config) -> AsyncIterator[Daemon]:
+async def open_daemon(config: Config, *, graph_tokens: Any = None) -> AsyncIterator[Daemon]:
     """Run the daemon inside the caller's Trio run; stop it gracefully on the way out.
 
     For embedding, tests and benchmarks: no signal handling (the caller owns that).
@@ -332,7 +390,8 @@ async def open_daemon(config: Config) -> AsyncIterator[Daemon]:
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         daemon: Daemon = await nursery.start(partial(run_daemon, config, stop=stop,
-                                                     handle_signals=False))
+                                                     handle_signals=False,
+                                                     graph_tokens=graph_tokens))
         try:
             yield daemon
         finally:

@@ -19,6 +19,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from daemon.app import Daemon
 from daemon.config import parse_config
 from daemon.http.app import create_app
+from daemon.http.graph_webhooks import LIFECYCLE_PATH, NOTIFICATION_PATH
 from daemon.plugins.manager import make_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,10 @@ _TICKED = re.compile(r"`(/[A-Za-z][^`\s]*)`")
 _LOOPBACK = re.compile(r"https?://(?:127\.0\.0\.1|localhost|\[::1\]):8025(/[^\s`'\")]*)")
 #: Backticked absolute paths that are files, not routes.
 _FILES = re.compile(r"^/(etc|var|usr|run|tmp|opt|home|srv|dev|proc|lib)\b|\.\w+$")
+#: Paths of Microsoft Graph's own API (docs/graph.md describes the calls we make).
+_GRAPH_API = re.compile(r"^/(users|me|subscriptions|messages)\b")
+#: Routes answered in front of Quart, so not in its url_map (daemon/http/graph_webhooks.py).
+_IN_FRONT = frozenset({NOTIFICATION_PATH, LIFECYCLE_PATH})
 _PLACEHOLDER = re.compile(r"\{[^}/]+\}|<[^>/]+>|\b[A-Z][A-Z_]+\b")
 
 
@@ -39,9 +44,10 @@ def mentions() -> list[tuple[str, str, str | None]]:
     for document in DOCUMENTS:
         text = document.read_text(encoding="utf-8")
         for method, path in _METHOD.findall(text):
-            found.append((document.name, path, method))
+            if not _GRAPH_API.search(path):
+                found.append((document.name, path, method))
         for path in _TICKED.findall(text) + _LOOPBACK.findall(text):
-            if not _FILES.search(path.split("?")[0]):
+            if not _FILES.search(path.split("?")[0]) and not _GRAPH_API.search(path):
                 found.append((document.name, path, None))
     return found
 
@@ -57,8 +63,10 @@ def url_map(tmp_path_factory):
 
 def served(url_map, path: str, method: str | None) -> bool:
     path = path.split("?")[0].rstrip(".")
-    if path.endswith("/") or path.endswith("..."):
-        prefix = path.rstrip("./")
+    if path in _IN_FRONT:
+        return method in (None, "POST")
+    if path.endswith(("/", "...", "/*")):
+        prefix = path.rstrip("./*")
         return any(rule.rule.startswith(prefix) for rule in url_map.iter_rules())
     adapter = url_map.bind("localhost")
     concrete = _PLACEHOLDER.sub("1", path)

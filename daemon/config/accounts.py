@@ -112,6 +112,11 @@ class Account(_TomlModel):
     notify_known_people: bool = True
     automatic_mail_per_hour: int = Field(default=300, ge=1)
     closed_parent: ClosedParent | None = None
+    # Microsoft Graph intake (auth names an oauth_apps entry with base_scope = "api").
+    graph_mode: Literal["auto", "webhook", "polling"] = "auto"
+    graph_poll_interval_seconds: float = Field(default=30 * SECONDS, gt=0)
+    graph_backstop_seconds: float = Field(default=5 * MINUTES, gt=0)
+    graph_subscription_minutes: int = Field(default=4230, ge=45, le=10070)
 
     @property
     def addresses(self) -> frozenset[str]:

@@ -46,6 +46,7 @@ class DaemonSettings(_TomlModel):
     store: str = Field(default="sqlite:///var/lib/postroom/postroom.db", validate_default=True)
     runtime: Path | None = None
     public_base_url: str = "http://127.0.0.1:8025"
+    webhook_base_url: str | None = None
     secret_key_env: str | None = None
     secret_key_file: str | None = None
     secret_key: Secret | None = None
@@ -118,6 +119,11 @@ class DaemonSettings(_TomlModel):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return _check_http_url(value, https_unless_loopback=False)
+
+    @field_validator("webhook_base_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value, https_unless_loopback=False)
 
     @field_validator("secret_key")
     @classmethod

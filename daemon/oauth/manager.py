@@ -37,13 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import structlog
 import trio
 
-from daemon.config import Config, OAuthApp, Secret
+from daemon.config import Account, Config, OAuthApp, Secret
 from daemon.config.units import HOURS, MINUTES
 from daemon.errors import OAuthAppFailing, PostroomError, ReauthenticationRequired
 from daemon.oauth.expiry import app_warnings, secret_days_left
@@ -52,6 +52,9 @@ from daemon.oauth.google import GoogleProvider
 from daemon.oauth.microsoft import MicrosoftProvider
 from daemon.oauth.provider import FlowRefused, Provider
 from daemon.oauth.tokens import Grant, GrantUnreadable, TokenCipher, load_grant, save_grant
+
+if TYPE_CHECKING:
+    from daemon.graph.client import TokenProvider
 
 log = structlog.get_logger("postroom.oauth")
 
@@ -263,14 +266,23 @@ class OAuthManager:
 
     # -- what the outside sees -----------------------------------------------------------
 
+    def graph_tokens(self, account: Account, app: OAuthApp) -> TokenProvider:
+        """The Graph actor's and transport's token source for ``account`` (``api`` apps).
+
+        Each call gives a valid access token, refreshed first when due; it raises
+        :class:`~daemon.errors.ReauthenticationRequired` without a grant.
+        """
+        del app  # the account names its app; kept for the GraphTokens signature
+
+        async def token() -> str:
+            return (await self.access_token(account.id)).reveal()
+        return token
+
     def sending_refusal(self, account_id: str) -> str | None:
         """Why the account cannot send now (the send API refuses at once), or None."""
         app = self.app_of(account_id)
         if app is None:
             return None
-        if app.base_scope != "imap_smtp":
-            return (f"account {account_id!r} uses Microsoft Graph (oauth app {app.id!r}); "
-                    "sending through Graph is not available yet")
         if app.id in self.app_failures:
             return self._failing_text(app)
         if account_id in self.needs_sign_in:

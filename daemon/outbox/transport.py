@@ -17,10 +17,12 @@ Which transport an account gets (:func:`transport_for`):
 * ``auth`` names an ``imap_smtp`` OAuth app: SMTP ``AUTH XOAUTH2`` through the app's
   SMTP server, as the account's email, with access tokens from the daemon's
   :class:`~daemon.oauth.manager.OAuthManager` (passed as ``oauth``).
-* ``auth`` names a Microsoft ``api`` app (Graph ``sendMail``): not implemented yet. Items
-  fail at once with that reason (a permanent error), rather than sitting in the queue
-  where they would be retried for two days and crowd out other accounts' mail. (The
-  send API refuses such replies before they are queued.)
+* ``auth`` names a Microsoft app with ``base_scope = "api"`` and a Graph token source is
+  given: Graph (:class:`~daemon.graph.send.GraphTransport`; Graph saves the Sent Items
+  copy, so there is no IMAP APPEND).
+* other OAuth apps (an ``api`` app without a token source): items fail at once with that
+  reason (a permanent error), rather than sitting in the queue where they would be
+  retried for two days and crowd out other accounts' mail.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from daemon.outbox.smtp import SmtpSettings, SmtpTransport
 from daemon.store.base import OutboxItem
 
 if TYPE_CHECKING:
+    from daemon.graph.client import GraphTokens
     from daemon.oauth.manager import OAuthManager
 
 #: The Maildir++ folder the demo "sends" into.
@@ -119,9 +122,13 @@ class Unavailable:
         raise PermanentError(self.reason, account=item.account)
 
 
-def transport_for(config: Config, account: Account, *, oauth: OAuthManager | None = None
-                  ) -> Transport:
-    """The transport for ``account`` (see the module docstring)."""
+def transport_for(config: Config, account: Account, *, oauth: OAuthManager | None = None,
+                  graph_tokens: GraphTokens | None = None) -> Transport:
+    """The transport for ``account`` (see the module docstring).
+
+    ``oauth`` gives XOAUTH2 access tokens for ``imap_smtp`` apps; ``graph_tokens``:
+    ``(account, app) -> TokenProvider`` for Graph accounts.
+    """
     if account.auth == MAILDIR:
         assert account.maildir is not None
         return MaildirSent(account.maildir)
@@ -136,6 +143,11 @@ def transport_for(config: Config, account: Account, *, oauth: OAuthManager | Non
             account, connection.mail_servers(), local_hostname=config.daemon.message_id_domain,
             username=account.email, xoauth2=partial(oauth.access_token, account.id))
         return SmtpTransport(settings, account=account.id, envelope_from=account.email)
+    if (graph_tokens is not None and isinstance(connection, OAuthApp)
+            and connection.base_scope == "api" and connection.provider == "microsoft"):
+        from daemon.graph.send import GraphTransport
+
+        return GraphTransport(connection, account, graph_tokens(account, connection))
     return Unavailable(f"account {account.id!r} authenticates with OAuth app "
                        f"{account.auth!r}; sending through Microsoft Graph (sendMail) "
                        "is not implemented yet")

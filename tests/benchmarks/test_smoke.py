@@ -80,7 +80,8 @@ def test_webhook_prints_rate_latency_and_saturation() -> None:
     out, figures = run_benchmark("webhook", "--rate", "100", "--seconds", "1",
                                  "--connections", "4")
     assert "acknowledgement latency" in out
-    assert figures["route"] in ("GET /livez", "POST /oauth/msg/notification")
+    assert figures["route"] == "POST /oauth/msg/notification"
+    assert figures["statuses"] == {"202": 100}   # valid notifications, acknowledged
     assert figures["errors"] == 0
     assert sum(figures["statuses"].values()) == 100
     assert figures["fixed_latency"]["n"] == 100
@@ -97,3 +98,12 @@ def test_hostile_prints_time_peak_and_stall_per_attack() -> None:
         assert 0 < result["peak_bytes"] <= 4 * result["bytes"] + 2**20
         assert 0 <= result["stall_seconds"] < result["seconds"] + 1
         assert result["livez_errors"] == 0
+
+
+def test_graph_prints_notification_latency_and_the_throttled_backlog() -> None:
+    out, figures = run_benchmark("graph", "--messages", "2", "--backlog", "10")
+    assert "notification -> committed" in out
+    assert figures["notification_latency"]["n"] == 2
+    backlog = figures["backlog"]
+    assert backlog["duplicates"] == 0 and backlog["max_in_flight"] <= 4
+    assert backlog["throttled"] >= 1
