@@ -41,8 +41,6 @@ import hypercorn.config
 import pluggy
 import structlog
 import trio
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from daemon import sdnotify
 from daemon.actors.maildir import run_maildir_account
@@ -56,6 +54,7 @@ from daemon.http.app import create_app
 from daemon.http.guard import HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
+from daemon.metrics import metrics_text, outbox_snapshot
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
@@ -108,31 +107,10 @@ class Daemon:
         return {"connections": cap.open, "peak_connections": cap.peak,
                 "evicted": cap.evicted, "body_timeouts": timed_out}
 
-    def metrics_text(self) -> str:
-        registry = CollectorRegistry()
-        registry.register(_StatusCollector(self))
-        return generate_latest(registry).decode()
-
-
-class _StatusCollector:
-    """Prometheus metrics read from the actors' statuses at scrape time."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-
-    def collect(self) -> Any:
-        messages = CounterMetricFamily("postroom_messages", "Messages by outcome",
-                                       labels=["account", "outcome"])
-        state = GaugeMetricFamily("postroom_account_state", "1 for the current state",
-                                  labels=["account", "state"])
-        for handle in self.daemon.handles.values():
-            s = handle.status
-            for outcome, value in (("imported", s.imported), ("duplicate", s.duplicates),
-                                   ("discarded", s.discarded), ("failed", s.failed)):
-                messages.add_metric([s.account, outcome], value)
-            state.add_metric([s.account, s.state.value], 1)
-        yield messages
-        yield state
+    async def metrics_text(self) -> str:
+        """The ``/metrics`` page (:mod:`daemon.metrics`); reads the outbox from the store."""
+        snapshot = await self.store.run(outbox_snapshot)
+        return metrics_text(self.handles.values(), self.outbox.status, snapshot)
 
 
 async def open_daemon_store(config: Config) -> AsyncStore:

@@ -59,6 +59,7 @@ __all__ = ["OutboxActor", "OutboxState", "OutboxStatus", "RetryPolicy"]
 import contextlib
 import enum
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,7 @@ import trio
 
 from daemon.config import HOURS, SECONDS
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
+from daemon.metrics import SEND_SECONDS
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
@@ -274,7 +276,7 @@ class OutboxActor:
         """
         with trio.CancelScope(shield=True):
             try:
-                reply = await sender.send(item)
+                reply = await _timed_send(sender, item)
             except PermanentError as exc:
                 await self._fail(item, str(exc), exc)
                 return exc
@@ -356,6 +358,15 @@ class OutboxActor:
 
 
 # -- store transactions (run in the store's worker thread) --------------------------------
+
+
+async def _timed_send(sender: Sender, item: OutboxItem) -> str:
+    """``sender.send(item)``, observed in ``postroom_send_duration_seconds`` however it ends."""
+    began = time.perf_counter()
+    try:
+        return await sender.send(item)
+    finally:
+        SEND_SECONDS.labels(account=item.account).observe(time.perf_counter() - began)
 
 
 def _record_sent(tx: Tx, runtime: Any, item: OutboxItem, reply: str, when: datetime) -> None:

@@ -93,7 +93,7 @@ def create_app(daemon: DaemonContext) -> Quart:
 
     @app.get("/metrics")
     async def metrics() -> Any:
-        return Response(daemon.metrics_text(), 200,
+        return Response(await daemon.metrics_text(), 200,
                         {"Content-Type": "text/plain; version=0.0.4"})
 
     @app.post("/api/v1/accounts/<account>/sync")

@@ -54,7 +54,7 @@ class DaemonContext(Protocol):
     def status(self) -> dict[str, Any]:
         """The ``/status`` document."""
 
-    def metrics_text(self) -> str:
+    async def metrics_text(self) -> str:
         """The ``/metrics`` page (Prometheus text format)."""
 
     def mail_queued(self) -> None:
