@@ -116,13 +116,10 @@ def _load(path: Path) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from daemon.app import run_daemon
-    from daemon.log import configure_logging
+    """Run the daemon; a fatal start-up error is one ``daemon.failed`` line and exit 1."""
+    from daemon.startup import run_or_report
 
-    config = _load(args.config)
-    configure_logging(config.daemon.log_format, config.daemon.log_level)
-    trio.run(run_daemon, config)
-    return 0
+    return run_or_report(args.config)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -196,8 +196,8 @@ class Processor:
                         error=str(exc))
             return await self._one_by_one(raws)
         except Exception as exc:
-            log.info("processor.batch_fallback", count=len(raws),
-                     error=f"{type(exc).__name__}: {exc}")
+            log.warning("processor.batch_fallback", count=len(raws),
+                        reason="a message failed", error=f"{type(exc).__name__}: {exc}")
             return await self._one_by_one(raws)
         for job, result in zip(jobs, results, strict=True):
             self._committed(job, result, queued)
