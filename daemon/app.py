@@ -54,9 +54,11 @@ from daemon.http.app import create_app
 from daemon.http.guard import HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
+from daemon.messages import Outcome
 from daemon.metrics import metrics_text, outbox_snapshot
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
+from daemon.retention import run_retention
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 
@@ -106,6 +108,10 @@ class Daemon:
         timed_out = self.http_guard.timed_out if self.http_guard is not None else 0
         return {"connections": cap.open, "peak_connections": cap.peak,
                 "evicted": cap.evicted, "body_timeouts": timed_out}
+
+    async def retry_message(self, source_key: str) -> Outcome:
+        """Import a failed message again (:meth:`Processor.retry`)."""
+        return await self.processor.retry(source_key)
 
     async def metrics_text(self) -> str:
         """The ``/metrics`` page (:mod:`daemon.metrics`); reads the outbox from the store."""
@@ -183,6 +189,8 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                 await workers.start(processor.run)
                 await workers.start(outbox.run)
                 actors = await workers.start(_start_actors, config, daemon)
+                if config.daemon.retain_days is not None:
+                    workers.start_soon(run_retention, store, config.daemon.retain_days)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(
                         serve, _http_app(daemon), _hypercorn_config(config),

@@ -51,6 +51,10 @@ EVENTS: tuple[EventSpec, ...] = (
     _e("daemon.processor_drain_failed", "warning", "error",
        "waiting for the processor during shutdown failed"),
     _e("daemon.stopped", "info", "", "the store is closed; the process ends"),
+    _e("daemon.purged", "info", "raw_messages events older_than_days",
+       "retention removed old raw message bytes and events ([daemon] retain_days)"),
+    _e("daemon.purge_failed", "warning", "error", "a retention purge failed; tried again "
+       "the next day"),
     # -- supervision ----------------------------------------------------------------
     _e("actor.auth_failed", "warning", "account attempt error auth_failures",
        "credentials refused; retried with backoff", alert=True),
@@ -102,6 +106,8 @@ EVENTS: tuple[EventSpec, ...] = (
     _e("message.failed", "error", "account source_key error where",
        "a message could not be processed; its raw bytes and the error are stored and it "
        "is in the failure folder", alert=True),
+    _e("message.retried", "info", "account source_key status",
+       "a failed message was imported again (postroom retry, the status page)"),
     _e("processor.batch_fallback", "warning", "count reason error",
        "a batch could not be imported in one transaction; each message gets its own"),
     _e("processor.store_full", "warning", "account source_key size",

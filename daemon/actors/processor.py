@@ -65,7 +65,7 @@ from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
-from daemon.messages import Outcome, RawMessage
+from daemon.messages import Outcome, OutcomeStatus, RawMessage
 from daemon.metrics import IMPORT_SECONDS
 from daemon.plugins.manager import call_async_hook, call_hook
 from daemon.store.asyncstore import AsyncStore
@@ -204,6 +204,46 @@ class Processor:
             queued = False  # wake the outbox once per transaction
         return [result.outcome for result in results]
 
+    async def retry(self, source_key: str) -> Outcome:
+        """Import a failed message again from its stored bytes ("Retry"); idempotent.
+
+        The failed record is deleted and the message imported in one transaction, so a
+        crash, or the same failure again, leaves the failed record (and its bytes) where
+        they were; a new failure only updates its ``error``. A message that is not failed
+        (already retried, or never failed) answers its recorded outcome unchanged.
+
+        Raises:
+            KeyError: no raw message under ``source_key``.
+            ValueError: its bytes were never downloaded (too large).
+            TransientError: the store could not commit.
+        """
+        record = await self.store.run(lambda tx: tx.get_raw(source_key))
+        if record is None:
+            raise KeyError(source_key)
+        if record.status != OutcomeStatus.FAILED.value:
+            return Outcome(source_key, OutcomeStatus(record.status),
+                           record.conversation_message_id, reason=record.error)
+        if not record.raw:
+            raise ValueError(f"{source_key}: no bytes stored (the message was too large)")
+        raw = RawMessage(account=record.account, source_key=source_key, raw=record.raw,
+                         received_at=record.received_at, folder=record.folder)
+        try:
+            job = await self._prepare(raw)
+            [result], queued = await self.store.run(_reimport, self.ctx, job)
+        except TransientError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("message.failed", account=raw.account, source_key=source_key,
+                      error=error, where="retry")
+            await self.store.run(lambda tx: tx.set_raw_result(
+                source_key, status=OutcomeStatus.FAILED.value, error=error))
+            return Outcome(source_key, OutcomeStatus.FAILED, reason=error)
+        self._committed(job, result, queued)
+        log.info("message.retried", account=raw.account, source_key=source_key,
+                 status=result.outcome.status.value)
+        return result.outcome
+
     async def _one_by_one(self, raws: Sequence[RawMessage]) -> list[Outcome]:
         """Each message in its own transaction, skipping those a full store refuses.
 
@@ -293,6 +333,12 @@ class Processor:
     def _follower_of_token(self, message_id: str) -> int | None:
         token = self._token(message_id)
         return token.message_follower_id if token is not None else None
+
+
+def _reimport(tx: Any, ctx: Processing, job: ImportJob) -> tuple[list[ImportResult], bool]:
+    """:meth:`Processor.retry`'s transaction: forget the failure, import again."""
+    tx.delete_raw(job.raw.source_key)
+    return _import_all(tx, ctx, [job])
 
 
 def _import_all(tx: Any, ctx: Processing, jobs: Sequence[ImportJob]

@@ -52,6 +52,7 @@ from werkzeug.exceptions import HTTPException
 
 from daemon.http.context import DaemonContext
 from daemon.http.conversations import conversations_blueprint
+from daemon.http.failed import failed_blueprint
 from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
 from daemon.http.message_errors import message_errors_blueprint
 from daemon.http.outbox import outbox_blueprint
@@ -127,6 +128,7 @@ def create_app(daemon: DaemonContext) -> Quart:
     app.register_blueprint(snippets_blueprint(daemon))
     app.register_blueprint(message_errors_blueprint(daemon))
     app.register_blueprint(outbox_blueprint(daemon))
+    app.register_blueprint(failed_blueprint(daemon))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

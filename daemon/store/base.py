@@ -218,6 +218,24 @@ class Tx(Protocol):
     def release_outbox(self, id: int) -> bool:
         """Make a ``held`` item ``queued`` (due now); False if it is not held."""
 
+    # -- the operator's view: failed messages, retention -------------------------------
+    def failed_raw(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, RawRecord]]:
+        """``(id, record)`` of failed raw messages with ``id > after_id``, in id order."""
+
+    def raw_by_id(self, id: int) -> RawRecord | None:
+        """The raw message with this row id (the id ``failed_raw`` gives), or None."""
+
+    def delete_raw(self, source_key: str) -> None:
+        """Remove a raw message (a retry re-imports it in the same transaction)."""
+
+    def purge(self, before: datetime) -> tuple[int, int]:
+        """Retention: drop what was stored before ``before``; return (raws, events).
+
+        A raw message keeps its row (Message-ID, digest, outcome: a late re-delivery is
+        still a duplicate) but loses its bytes; a failed one is never touched. Events
+        are deleted.
+        """
+
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...
 

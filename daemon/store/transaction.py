@@ -451,6 +451,25 @@ class Transaction:
                       (message_id,)).fetchone()
         return None if row is None else self._outbox_item(row)
 
+    # -- the operator's view: failed messages, retention -------------------------------
+    def failed_raw(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, RawRecord]]:
+        rows = self._x(f"SELECT id, {_RAW_COLUMNS} FROM raw_messages WHERE status = ? "
+                       "AND id > ? ORDER BY id LIMIT ?", ("failed", after_id, limit))
+        return [(row[0], self._raw_record(row[1:])) for row in rows]
+
+    def raw_by_id(self, id: int) -> RawRecord | None:
+        return self._raw("id = ?", (id,))
+
+    def delete_raw(self, source_key: str) -> None:
+        self._x("DELETE FROM raw_messages WHERE source_key = ?", (source_key,))
+
+    def purge(self, before: datetime) -> tuple[int, int]:
+        cutoff = self._dialect.time_param(before, "before")
+        raws = self._x("UPDATE raw_messages SET raw = ? WHERE created_at < ? "
+                       "AND status <> ? AND length(raw) > 0", (b"", cutoff, "failed"))
+        events = self._x("DELETE FROM events WHERE created_at < ?", (cutoff,))
+        return raws.rowcount, events.rowcount
+
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int:
         return self._new_id("INSERT INTO events (kind, account, data, created_at) "
