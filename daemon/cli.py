@@ -308,28 +308,15 @@ def _send_failed(response: httpx.Response | None) -> int:
 
 
 def _events(args: argparse.Namespace) -> int:
-    import time
-
-    from daemon.store import open_store
+    """Print the event log; ``--follow`` streams it from the daemon's ``/events``
+    websocket (:mod:`daemon.event_follow`), reading the store when that is not possible."""
+    from daemon.event_follow import follow, print_event, read_store
 
     config = _load(args)
-    store = open_store(config.daemon.store)
-    after = args.after
-    try:
-        while True:
-            with store.transaction() as tx:
-                events = tx.events_since(after, limit=500)
-            for event in events:
-                print(json.dumps({"id": event.id, "event": event.kind,
-                                  "account": event.account, "at": event.created_at,
-                                  **event.data}, default=str), flush=True)
-                after = event.id
-            if not args.follow:
-                return 0
-            if not events:
-                time.sleep(0.5)  # a CLI polling the store; the daemon is not involved
-    finally:
-        store.close()
+    if not args.follow:
+        read_store(config, args.after, follow=False, emit=print_event)
+        return 0
+    return follow(config, args.after, emit=print_event)
 
 
 def _failed(args: argparse.Namespace) -> int:

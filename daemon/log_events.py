@@ -136,6 +136,8 @@ EVENTS: tuple[EventSpec, ...] = (
        alert=True),
     _e("outbox.text_template_failed", "warning", "error line",
        "the plain-text template failed; the text part was made from the HTML"),
+    _e("outbox.retried", "info", "outbox", "an operator asked to send a failed item again"),
+    _e("outbox.cancelled", "info", "outbox", "an operator cancelled an outbox item"),
     # -- plugins --------------------------------------------------------------------
     _e("plugin.loaded", "info", "plugin", "a plugin was registered"),
     _e("plugin.load_failed", "error", "plugin error",

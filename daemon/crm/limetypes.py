@@ -7,7 +7,7 @@ it (seed objects such as ``company`` need no runtime entry). Anything else is un
 
 from __future__ import annotations
 
-__all__ = ["is_known_limetype", "runtime_limetypes"]
+__all__ = ["is_known_limetype", "runtime_limetypes", "runtime_properties"]
 
 from typing import Any
 
@@ -19,6 +19,28 @@ def runtime_limetypes(runtime: Any) -> frozenset[str]:
     found: set[str] = set()
     _walk(runtime, found)
     return frozenset(found)
+
+
+def runtime_properties(runtime: Any, limetype: str) -> frozenset[str]:
+    """Property names the runtime configuration gives ``limetype`` (its ``property_*`` and
+    ``relation_*`` values, in every section about that limetype)."""
+    found: set[str] = set()
+    _walk_properties(runtime, limetype, found)
+    return frozenset(found)
+
+
+def _walk_properties(value: Any, limetype: str, found: set[str]) -> None:
+    if isinstance(value, BaseModel):
+        names = type(value).model_fields
+        if "limetype" in names and value.limetype == limetype:
+            found.update(getattr(value, n) for n in names
+                         if n.startswith(("property_", "relation_"))
+                         and isinstance(getattr(value, n), str))
+        for name in names:
+            _walk_properties(getattr(value, name), limetype, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _walk_properties(item, limetype, found)
 
 
 def is_known_limetype(tx: Any, runtime: Any, limetype: str) -> bool:

@@ -52,10 +52,14 @@ from werkzeug.exceptions import HTTPException
 
 from daemon.http.context import DaemonContext
 from daemon.http.conversations import conversations_blueprint
+from daemon.http.event_stream import event_stream_blueprint
 from daemon.http.failed import failed_blueprint
 from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
 from daemon.http.message_errors import message_errors_blueprint
+from daemon.http.objects import find_objects, get_object
+from daemon.http.openapi import openapi_blueprint
 from daemon.http.outbox import outbox_blueprint
+from daemon.http.paging import page_by_name
 from daemon.http.snippets import snippets_blueprint
 from daemon.plugins.manager import call_hook
 
@@ -90,7 +94,10 @@ def create_app(daemon: DaemonContext) -> Quart:
     @app.get("/status")
     @app.get("/api/v1/accounts")
     async def status() -> Any:
-        return jsonify(daemon.status())
+        document = daemon.status()
+        if request.path.startswith("/api/") and request.args:
+            document["accounts"] = page_by_name(document["accounts"], "account")
+        return jsonify(document)
 
     @app.get("/metrics")
     async def metrics() -> Any:
@@ -110,16 +117,19 @@ def create_app(daemon: DaemonContext) -> Quart:
         property_name(limetype)
         args = request.args.to_dict()
         limit = whole_number("_limit", args.pop("_limit", "100"), low=0, high=API_LIMIT_MAX)
+        after = whole_number("_after", args.pop("_after", "0"), low=0, high=2 ** 63 - 1)
         newest = args.pop("_order", "") == "newest"
         where = {property_name(key): filter_value(value) for key, value in args.items()}
-        found = await daemon.store.run(
-            lambda tx: tx.find(limetype, where, limit=limit, newest_first=newest))
+        found = await daemon.store.run(lambda tx: find_objects(
+            tx, daemon.config.runtime, limetype, where, after=after, limit=limit,
+            newest_first=newest))
         return jsonify([obj.as_json() for obj in found])
 
     @app.get("/api/v1/objects/<limetype>/<object_id>")
     async def one_object(limetype: str, object_id: int) -> Any:
         property_name(limetype)
-        obj = await daemon.store.run(lambda tx: tx.get(limetype, object_id))
+        obj = await daemon.store.run(lambda tx: get_object(
+            tx, daemon.config.runtime, limetype, object_id))
         if obj is None:
             return jsonify(error=f"no {limetype} with id {object_id}"), 404
         return jsonify(obj.as_json())
@@ -129,6 +139,8 @@ def create_app(daemon: DaemonContext) -> Quart:
     app.register_blueprint(message_errors_blueprint(daemon))
     app.register_blueprint(outbox_blueprint(daemon))
     app.register_blueprint(failed_blueprint(daemon))
+    app.register_blueprint(openapi_blueprint())
+    app.register_blueprint(event_stream_blueprint(daemon))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

@@ -38,6 +38,7 @@ from quart import Blueprint, jsonify, request
 from daemon.config import load_secret_key
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, json_object
+from daemon.http.paging import page_by_name
 from daemon.outbox.compose import OutgoingTooLarge
 from daemon.outbox.queue import Outgoing
 from daemon.outbox.reply import (
@@ -95,9 +96,10 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
                 daemon, conversation_id)
         except ReplyRefused as exc:
             return _refused(exc)
-        return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
-                         "params": a.action.params}
-                        for a in offered_actions(daemon.config.runtime, account_id)])
+        return jsonify(page_by_name([{"id": a.action.id, "label": a.label, "icon": a.icon,
+                                      "params": a.action.params}
+                                     for a in offered_actions(daemon.config.runtime,
+                                                              account_id)], "id"))
 
     @bp.post("/api/v1/files")
     async def upload() -> Any:

@@ -8,9 +8,11 @@ naming it: ``?subjct=x`` silently matching nothing would look like "no such reco
 
 from __future__ import annotations
 
-__all__ = ["LIMIT_DEFAULT", "LIMIT_MAX", "PAGING", "page_arguments", "refuse_unknown"]
+__all__ = ["LIMIT_DEFAULT", "LIMIT_MAX", "PAGING", "page_arguments", "page_by_name",
+           "refuse_unknown"]
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from quart import request
 
@@ -36,5 +38,25 @@ def page_arguments(*, allowed: Iterable[str] = ()) -> tuple[int, int, dict[str, 
     after_text = request.args.get("_after")
     after = 0 if after_text in (None, "0") else path_id("_after", after_text)
     limit = whole_number("_limit", request.args.get("_limit", str(LIMIT_DEFAULT)),
-                         low=1, high=LIMIT_MAX)
+                         low=0, high=LIMIT_MAX)
     return after, limit, {k: request.args[k] for k in allowed if k in request.args}
+
+
+def page_by_name(items: list[dict[str, Any]], key: str, *,
+                 cursor: Callable[[str], Any] = str) -> list[dict[str, Any]]:
+    """A page of an in-memory list, in the list's order (accounts, actions, snippets).
+
+    ``_after`` names the last item of the previous page (``cursor`` turns the text into
+    the key's type); an ``_after`` that names nothing is 400.
+    """
+    limit = whole_number("_limit", request.args.get("_limit", str(LIMIT_DEFAULT)),
+                         low=0, high=LIMIT_MAX)
+    after = request.args.get("_after")
+    start = 0
+    if after is not None:
+        names = [item[key] for item in items]
+        try:
+            start = names.index(cursor(after)) + 1
+        except ValueError:
+            raise ApiError("_after", f"no item {after!r} in this list") from None
+    return items[start:start + limit]

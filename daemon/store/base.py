@@ -225,6 +225,22 @@ class Tx(Protocol):
     def raw_by_id(self, id: int) -> RawRecord | None:
         """The raw message with this row id (the id ``failed_raw`` gives), or None."""
 
+    def last_event_id(self) -> int:
+        """The newest event's id, 0 when there is none (a stream's "from now on")."""
+
+    def find_page(self, limetype: str, where: Mapping[str, Any] | None, *, after_id: int,
+                  limit: int, newest_first: bool = False) -> list[Obj]:
+        """:meth:`find` from a cursor: ids above ``after_id`` (below, newest first)."""
+
+    def outbox_page(self, status: str, after_id: int, limit: int) -> list[OutboxItem]:
+        """Items with ``status`` and ``id > after_id``, in id order."""
+
+    def requeue_outbox(self, id: int) -> bool:
+        """A failed (or waiting) item is due now ("Retry"); False if it is sent or gone."""
+
+    def cancel_outbox(self, id: int) -> bool:
+        """A queued, held or failed item becomes ``cancelled`` (never sent); else False."""
+
     def delete_raw(self, source_key: str) -> None:
         """Remove a raw message (a retry re-imports it in the same transaction)."""
 

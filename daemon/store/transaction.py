@@ -460,6 +460,35 @@ class Transaction:
     def raw_by_id(self, id: int) -> RawRecord | None:
         return self._raw("id = ?", (id,))
 
+    def last_event_id(self) -> int:
+        row = self._x("SELECT max(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def find_page(self, limetype: str, where: Mapping[str, Any] | None, *, after_id: int,
+                  limit: int, newest_first: bool = False) -> list[Obj]:
+        sql, params = find_query(self._dialect, limetype, where, limit, newest_first)
+        if after_id:
+            head, order, tail = sql.rpartition(" ORDER BY ")
+            sql = f"{head} AND id {'<' if newest_first else '>'} ? {order}{tail}"
+            params.insert(-1, after_id)
+        json_value = self._dialect.json_value
+        return [Obj(limetype, id, json_value(props)) for id, props in self._x(sql, params)]
+
+    def outbox_page(self, status: str, after_id: int, limit: int) -> list[OutboxItem]:
+        rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND id > ? "
+                       "ORDER BY id LIMIT ?", (status, after_id, limit))
+        return [self._outbox_item(row) for row in rows]
+
+    def requeue_outbox(self, id: int) -> bool:
+        cur = self._x("UPDATE outbox SET status = 'queued', next_attempt_at = NULL "
+                      "WHERE id = ? AND status IN ('failed', 'queued')", (id,))
+        return bool(cur.rowcount == 1)
+
+    def cancel_outbox(self, id: int) -> bool:
+        cur = self._x("UPDATE outbox SET status = 'cancelled', next_attempt_at = NULL "
+                      "WHERE id = ? AND status IN ('queued', 'held', 'failed')", (id,))
+        return bool(cur.rowcount == 1)
+
     def delete_raw(self, source_key: str) -> None:
         self._x("DELETE FROM raw_messages WHERE source_key = ?", (source_key,))
 

@@ -53,3 +53,29 @@ def test_failed_raw_pages_by_id_and_raw_by_id_finds_them(store: Store):
         assert tx.raw_by_id(first[0][0]).source_key == "f0"
         tx.delete_raw("f0")
         assert tx.raw_by_id(first[0][0]) is None and tx.get_raw("f0") is None
+
+
+def test_find_page_and_outbox_page_follow_the_cursor(store: Store):
+    from daemon.store import OutboxItem
+
+    with store.transaction() as tx:
+        ids = [tx.create("person", {"n": n}) for n in range(5)]
+        for n in range(3):
+            tx.enqueue(OutboxItem(account="a", recipient="x@example.com",
+                                  message_id=f"<p{n}@x>", raw=b"x"))
+    with store.transaction() as tx:
+        first = tx.find_page("person", {}, after_id=0, limit=2)
+        second = tx.find_page("person", {}, after_id=first[-1].id, limit=2)
+        newest = tx.find_page("person", {}, after_id=ids[2], limit=5, newest_first=True)
+        assert [o.id for o in first + second] == ids[:4]
+        assert [o.id for o in newest] == [ids[1], ids[0]]
+        assert [o.id for o in tx.find_page("person", {"n": 4}, after_id=0, limit=9)] == \
+            [ids[4]]
+        items = tx.outbox_page("queued", 0, 2)
+        assert len(items) == 2 and tx.outbox_page("queued", items[-1].id, 2)[0].id > items[-1].id
+        assert tx.cancel_outbox(items[0].id) and not tx.cancel_outbox(items[0].id)
+        assert tx.get_outbox(items[0].id).status == "cancelled"
+        tx.mark_failed(items[1].id, "550 no")
+        assert tx.requeue_outbox(items[1].id)
+        assert tx.get_outbox(items[1].id).status == "queued"
+        assert not tx.requeue_outbox(items[0].id)  # cancelled stays cancelled
