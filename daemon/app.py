@@ -110,8 +110,15 @@ class Daemon:
                 "evicted": cap.evicted, "body_timeouts": timed_out}
 
     async def retry_message(self, source_key: str) -> Outcome:
-        """Import a failed message again (:meth:`Processor.retry`)."""
-        return await self.processor.retry(source_key)
+        """Import a failed message again (:meth:`Processor.retry`); a success is counted
+        in its account's status like any import."""
+        record = await self.store.run(lambda tx: tx.get_raw(source_key))
+        outcome = await self.processor.retry(source_key)
+        handle = self.handles.get(record.account) if record is not None else None
+        if handle is not None and record is not None and record.status == "failed" \
+                and not outcome.failed:
+            handle.status.count(outcome)
+        return outcome
 
     async def metrics_text(self) -> str:
         """The ``/metrics`` page (:mod:`daemon.metrics`); reads the outbox from the store."""

@@ -17,7 +17,11 @@ Routes::
     ...  /api/v1/conversations/..., /api/v1/files   sending (daemon/http/conversations.py)
     ...  /api/v1/textsnippets[/<id>]                text snippets (daemon/http/snippets.py)
     POST /api/v1/errors/<id>/resolve               daemon/http/message_errors.py
-    ...  /api/v1/outbox[/<id>/release]             held automatic mail (daemon/http/outbox.py)
+    ...  /api/v1/outbox[/<id>/release|retry|cancel] the outbox (daemon/http/outbox.py)
+    ...  /api/v1/failed[/<id>/raw|retry]           failed messages (daemon/http/failed.py)
+    GET  /api/v1/openapi.json                      the API's description (daemon/http/openapi.py)
+    WS   /events                                   the event log, live (daemon/http/event_stream.py)
+    GET  /, /login, /ui/...                        the status page (daemon/http/status_page.py)
 
 Who may ask (:func:`_check_caller`, for everything but the probes):
 
@@ -61,6 +65,7 @@ from daemon.http.openapi import openapi_blueprint
 from daemon.http.outbox import outbox_blueprint
 from daemon.http.paging import page_by_name
 from daemon.http.snippets import snippets_blueprint
+from daemon.http.status_page import status_page_blueprint
 from daemon.plugins.manager import call_hook
 
 log = structlog.get_logger("postroom.http")
@@ -140,7 +145,9 @@ def create_app(daemon: DaemonContext) -> Quart:
     app.register_blueprint(outbox_blueprint(daemon))
     app.register_blueprint(failed_blueprint(daemon))
     app.register_blueprint(openapi_blueprint())
-    app.register_blueprint(event_stream_blueprint(daemon))
+    status_page, sessions = status_page_blueprint(daemon)
+    app.register_blueprint(status_page)
+    app.register_blueprint(event_stream_blueprint(daemon, sessions.websocket_allowed))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app

@@ -16,7 +16,7 @@ attempts, the last error and when they were queued.
 
 from __future__ import annotations
 
-__all__ = ["outbox_blueprint"]
+__all__ = ["outbox_action", "outbox_blueprint"]
 
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,7 @@ def outbox_blueprint(daemon: Daemon) -> Blueprint:
     @bp.post("/api/v1/outbox/<outbox_id>/retry")
     async def retry(outbox_id: str) -> Any:
         number = path_id("outbox_id", outbox_id)
-        done = await daemon.store.run(lambda tx: _act(tx, number, "retried"))
+        done = await daemon.store.run(lambda tx: outbox_action(tx, number, "retried"))
         if not done:
             return jsonify(error=f"outbox item {number} is sent, cancelled or absent"), 409
         daemon.mail_queued()
@@ -70,7 +70,7 @@ def outbox_blueprint(daemon: Daemon) -> Blueprint:
     @bp.post("/api/v1/outbox/<outbox_id>/cancel")
     async def cancel(outbox_id: str) -> Any:
         number = path_id("outbox_id", outbox_id)
-        done = await daemon.store.run(lambda tx: _act(tx, number, "cancelled"))
+        done = await daemon.store.run(lambda tx: outbox_action(tx, number, "cancelled"))
         if not done:
             return jsonify(error=f"outbox item {number} is sent, cancelled or absent"), 409
         return jsonify(outbox=number, status="cancelled")
@@ -78,7 +78,7 @@ def outbox_blueprint(daemon: Daemon) -> Blueprint:
     return bp
 
 
-def _act(tx: Any, outbox_id: int, action: str) -> bool:
+def outbox_action(tx: Any, outbox_id: int, action: str) -> bool:
     """Retry or cancel one item and log it as an event (``outbox.retried``/``.cancelled``)."""
     done = tx.requeue_outbox(outbox_id) if action == "retried" else tx.cancel_outbox(outbox_id)
     if done:
