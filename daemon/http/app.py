@@ -45,7 +45,6 @@ from __future__ import annotations
 __all__ = ["create_app", "filter_value"]
 
 import hmac
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,6 +58,7 @@ from daemon.http.conversations import conversations_blueprint
 from daemon.http.event_stream import event_stream_blueprint
 from daemon.http.failed import failed_blueprint
 from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
+from daemon.http.loopback import is_loopback_host as _is_loopback_host
 from daemon.http.message_errors import message_errors_blueprint
 from daemon.http.objects import find_objects, get_object
 from daemon.http.openapi import openapi_blueprint
@@ -182,24 +182,6 @@ def _only_from_loopback() -> None:
     if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
         raise ApiError("Origin", "cross-origin requests are refused (no api_token is "
                                  "configured)", 403)
-
-
-def _is_loopback_host(authority: str) -> bool:
-    """``localhost``, ``127.x.y.z`` or ``[::1]``, with or without ``:port``."""
-    if authority.startswith("["):
-        name, bracket, rest = authority[1:].partition("]")
-        if not bracket or (rest and not rest[1:].isdigit()) or (rest and rest[0] != ":"):
-            return False
-    else:
-        name, _, port = authority.partition(":")
-        if port and not (port.isascii() and port.isdigit()):
-            return False
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _convert_ids() -> None:

@@ -37,6 +37,7 @@ import trio
 from quart import Blueprint, websocket
 
 from daemon.http.context import DaemonContext
+from daemon.http.loopback import is_loopback_host
 from daemon.store.base import Event
 
 POLL_SECONDS = 1.0
@@ -80,13 +81,11 @@ def event_stream_blueprint(daemon: DaemonContext,
 
 def _refusal(daemon: DaemonContext, session_token: Callable[[], bool] | None) -> Any:
     """None when the caller may connect, else the (status, body) to refuse with."""
-    from daemon.http.app import _is_loopback_host
-
     token = daemon.api_token
     if token is None:
         origin = websocket.headers.get("Origin")
-        if not _is_loopback_host(websocket.headers.get("Host", "")) or (
-                origin is not None and not _is_loopback_host(urlsplit(origin).netloc)):
+        if not is_loopback_host(websocket.headers.get("Host", "")) or (
+                origin is not None and not is_loopback_host(urlsplit(origin).netloc)):
             return "only loopback Host and Origin are answered without an api_token", 403
         return None
     given = websocket.headers.get("Authorization", "").encode()
