@@ -42,7 +42,6 @@ import hypercorn.config
 import pluggy
 import structlog
 import trio
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from daemon import sdnotify
@@ -59,10 +58,13 @@ from daemon.http.graph_webhooks import with_graph_webhooks
 from daemon.http.guard import ASGIApp, HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
+from daemon.messages import Outcome
+from daemon.metrics import CLIENT_SECRET_EXPIRY_DAYS, metrics_text, outbox_snapshot
 from daemon.oauth.manager import OAuthManager
 from daemon.outbox.queue import mail_queuer
 from daemon.outbox.transport import transport_for
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
+from daemon.retention import run_retention
 from daemon.store import AsyncStore, open_store
 from daemon.supervisor import RestartPolicy, supervise
 
@@ -136,31 +138,36 @@ class Daemon:
         return {"connections": cap.open, "peak_connections": cap.peak,
                 "evicted": cap.evicted, "body_timeouts": timed_out}
 
-    def metrics_text(self) -> str:
-        registry = CollectorRegistry()
-        registry.register(_StatusCollector(self))
-        return generate_latest(registry).decode()
+    async def retry_message(self, source_key: str) -> Outcome:
+        """Import a failed message again (:meth:`Processor.retry`); a success is counted
+        in its account's status like any import."""
+        record = await self.store.run(lambda tx: tx.get_raw(source_key))
+        outcome = await self.processor.retry(source_key)
+        handle = self.handles.get(record.account) if record is not None else None
+        if handle is not None and record is not None and record.status == "failed" \
+                and not outcome.failed:
+            handle.status.count(outcome)
+        return outcome
+
+    async def metrics_text(self) -> str:
+        """The ``/metrics`` page (:mod:`daemon.metrics`); reads the outbox from the store."""
+        snapshot = await self.store.run(outbox_snapshot)
+        for account in self.config.accounts:  # the per-account gauge of daemon.metrics
+            app = self.oauth.app_of(account.id)
+            left = self.oauth.secret_days_left(app) if app is not None else None
+            if left is not None:
+                CLIENT_SECRET_EXPIRY_DAYS.labels(account=account.id).set(left)
+        return metrics_text(self.handles.values(), self.outbox.status, snapshot,
+                            extra=[_ConnectionsCollector(self)])
 
 
-class _StatusCollector:
-    """Prometheus metrics read from the actors' statuses at scrape time."""
+class _ConnectionsCollector:
+    """The OAuth apps' and Graph mailboxes' families, read at scrape time."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
 
     def collect(self) -> Any:
-        messages = CounterMetricFamily("postroom_messages", "Messages by outcome",
-                                       labels=["account", "outcome"])
-        state = GaugeMetricFamily("postroom_account_state", "1 for the current state",
-                                  labels=["account", "state"])
-        for handle in self.daemon.handles.values():
-            s = handle.status
-            for outcome, value in (("imported", s.imported), ("duplicate", s.duplicates),
-                                   ("discarded", s.discarded), ("failed", s.failed)):
-                messages.add_metric([s.account, outcome], value)
-            state.add_metric([s.account, s.state.value], 1)
-        yield messages
-        yield state
         yield from _oauth_metrics(self.daemon.oauth)
         yield from _graph_metrics(self.daemon)
 
@@ -179,7 +186,6 @@ def _oauth_metrics(oauth: OAuthManager) -> Any:
         failing.add_metric([app.id], 1 if app.id in oauth.app_failures else 0)
     yield days
     yield failing
-
 
 
 def _graph_metrics(daemon: Daemon) -> Any:
@@ -309,6 +315,8 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                 await workers.start(outbox.run)
                 await workers.start(daemon.oauth.run)
                 actors = await workers.start(_start_actors, config, daemon)
+                if config.daemon.retain_days is not None:
+                    workers.start_soon(run_retention, store, config.daemon.retain_days)
                 if config.http.enabled:
                     daemon.http_urls = await workers.start(partial(
                         serve, _http_app(daemon), _hypercorn_config(config),

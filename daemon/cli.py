@@ -19,7 +19,14 @@
     postroom files [NAME]                        where the shipped example/service files are
     postroom --version
 
-``--config`` defaults to ``$POSTROOM_CONFIG``, then ``./postroom.toml``.
+    postroom failed [--account A]  --config FILE      failed messages, with their ids
+    postroom retry FAILED_ID       --config FILE      import a failed message again
+    postroom purge --older-than 90d --config FILE     drop old raw bytes and events
+
+Every command finds its configuration the same way (:mod:`daemon.config_lookup`):
+``--config``, then ``$POSTROOM_CONFIG``, then ``./postroom.toml``, then
+``/etc/postroom/postroom.toml``. Commands that talk to the running daemon exit 1 when it
+cannot be reached.
 
 ``deliver`` is for MTA pipes (Postfix ``mailbox_command``, ``.forward``): exit 0 when the
 message is stored, 1 only when the message itself is refused (recorded as a failure), and
@@ -49,6 +56,7 @@ if TYPE_CHECKING:
     from daemon.messages import Outcome
 
 EX_TEMPFAIL = 75
+_UNREACHABLE = "the daemon is not running (or its HTTP API is disabled or unreachable)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,14 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(func=func)
         if config:
-            p.add_argument("--config", type=Path, default=_default_config(),
-                           help="the TOML file (default: $POSTROOM_CONFIG or postroom.toml)")
+            p.add_argument("--config", type=Path, default=None,
+                           help="the TOML file (default: $POSTROOM_CONFIG, ./postroom.toml, "
+                                "/etc/postroom/postroom.toml)")
         return p
 
     command("run", _run, "run the daemon in the foreground")
-    p = command("check-config", _check_config, "validate a TOML or runtime JSON file",
-                config=False)
-    p.add_argument("file", type=Path)
+    p = command("check-config", _check_config, "validate a TOML or runtime JSON file")
+    p.add_argument("file", type=Path, nargs="?", help="the file (default: as --config)")
     command("accounts", _accounts, "show each account's state")
     p = command("authenticate", _authenticate, "print a one-time link that signs an OAuth "
                                                "account in (the \"Authenticate\" button)")
@@ -110,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--after", type=int, default=0, metavar="ID",
                    help="only events with a higher id")
     p.add_argument("--follow", action="store_true", help="keep printing new events")
+    p = command("failed", _failed, "list the messages whose processing failed")
+    p.add_argument("--account", help="only this account's")
+    p.add_argument("--after", type=int, default=0, metavar="ID", help="only higher ids")
+    p = command("retry", _retry, "import a failed message again (after fixing the cause)")
+    p.add_argument("failed_id", type=int, metavar="FAILED_ID",
+                   help="the id `postroom failed` prints")
+    p = command("purge", _purge, "remove old raw message bytes and events now")
+    p.add_argument("--older-than", required=True, metavar="AGE",
+                   help="e.g. 90d, 12w or 36h; failed, unresolved messages are always kept")
     p = command("inspect", _inspect, "show what the pipeline sees in .eml files; stores "
                                      "nothing")
     p.add_argument("files", nargs="+", type=Path)
@@ -138,16 +155,24 @@ def _version() -> str:
         return __version__
 
 
-def _default_config() -> Path:
-    return Path(os.environ.get("POSTROOM_CONFIG", "postroom.toml"))
+
+def _config_path(args: argparse.Namespace) -> Path:
+    """``--config``, ``$POSTROOM_CONFIG``, ./postroom.toml, /etc/postroom (exit 1 if none)."""
+    from daemon.config_lookup import NoConfigError, locate_config
+
+    try:
+        return locate_config(args.config, os.environ)
+    except NoConfigError as exc:
+        print(f"postroom: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
-def _load(path: Path) -> Any:
+def _load(args: argparse.Namespace) -> Any:
     from daemon.config import load_config
     from daemon.errors import ConfigError
 
     try:
-        return load_config(path)
+        return load_config(_config_path(args))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(1) from None
@@ -157,24 +182,22 @@ def _load(path: Path) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from daemon.app import run_daemon
-    from daemon.log import configure_logging
+    """Run the daemon; a fatal start-up error is one ``daemon.failed`` line and exit 1."""
+    from daemon.startup import run_or_report
 
-    config = _load(args.config)
-    configure_logging(config.daemon.log_format, config.daemon.log_level)
-    trio.run(run_daemon, config)
-    return 0
+    return run_or_report(_config_path(args))
 
 
 def _check_config(args: argparse.Namespace) -> int:
     from daemon.config import check_config
     from daemon.plugins.actions import plugin_warnings
 
-    return check_config(args.file, plugin_checks=plugin_warnings)
+    return check_config(args.file if args.file is not None else _config_path(args),
+                        plugin_checks=plugin_warnings)
 
 
 def _accounts(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     live = _daemon_get(config, "/status")
     states = {a["account"]: a for a in live["accounts"]} if live else {}
     print(f"{'ACCOUNT':<20} {'AUTH':<12} {'STATE':<12} {'IMPORTED':>8} {'FAILED':>6}  "
@@ -190,26 +213,29 @@ def _accounts(args: argparse.Namespace) -> int:
 
     for line in accounts_warnings(config):
         print(line)
+    if live is None:
+        print(_UNREACHABLE, file=sys.stderr)
+        return 1
     return 0
 
 
 def _authenticate(args: argparse.Namespace) -> int:
     from daemon.oauth.commands import authenticate
 
-    return authenticate(_load(args.config), args.account)
+    return authenticate(_load(args), args.account)
 
 
 def _rekey_oauth(args: argparse.Namespace) -> int:
     from daemon.oauth.commands import rekey
 
-    return rekey(_load(args.config), args.old_key_file)
+    return rekey(_load(args), args.old_key_file)
 
 
 def _sync(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     response = _daemon_request(config, "POST", f"/api/v1/accounts/{args.account}/sync")
     if response is None:
-        print("the daemon is not running (or its HTTP API is disabled)", file=sys.stderr)
+        print(_UNREACHABLE, file=sys.stderr)
         return 1
     if response.status_code != 202:
         print(response.json().get("error", response.text), file=sys.stderr)
@@ -222,7 +248,7 @@ def _objects(args: argparse.Namespace) -> int:
     from daemon.http.app import filter_value
     from daemon.store import open_store
 
-    config = _load(args.config)
+    config = _load(args)
     where = {}
     for item in args.where:
         key, sep, value = item.partition("=")
@@ -230,12 +256,20 @@ def _objects(args: argparse.Namespace) -> int:
             print(f"--where {item!r}: expected KEY=VALUE", file=sys.stderr)
             return 2
         where[key] = filter_value(value)
+    from daemon.crm.limetypes import is_known_limetype, runtime_limetypes
+
     store = open_store(config.daemon.store)
     try:
         with store.transaction() as tx:
-            found = tx.find(args.limetype, where, limit=args.limit)
+            known = is_known_limetype(tx, config.runtime, args.limetype)
+            found = tx.find(args.limetype, where, limit=args.limit) if known else []
     finally:
         store.close()
+    if not known:
+        names = ", ".join(sorted(runtime_limetypes(config.runtime)))
+        print(f"postroom objects: unknown limetype {args.limetype!r} (known: {names})",
+              file=sys.stderr)
+        return 2
     rows = [obj.as_json() for obj in found]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
@@ -247,7 +281,7 @@ def _objects(args: argparse.Namespace) -> int:
 
 def _deliver(args: argparse.Namespace) -> int:
     try:
-        config = _load(args.config)
+        config = _load(args)
     except SystemExit:
         return EX_TEMPFAIL
     accounts = {a.id: a for a in config.accounts}
@@ -309,7 +343,7 @@ def _send(args: argparse.Namespace) -> int:
     import html
     import mimetypes
 
-    config = _load(args.config)
+    config = _load(args)
     if args.text is not None:
         body = "<p>" + html.escape(args.text).replace("\n", "<br>\n") + "</p>"
     else:
@@ -342,7 +376,7 @@ def _send(args: argparse.Namespace) -> int:
 
 def _send_failed(response: httpx.Response | None) -> int:
     if response is None:
-        print("the daemon is not running (or its HTTP API is disabled)", file=sys.stderr)
+        print(_UNREACHABLE, file=sys.stderr)
     else:
         try:
             reason = response.json().get("error", response.text)
@@ -353,34 +387,91 @@ def _send_failed(response: httpx.Response | None) -> int:
 
 
 def _events(args: argparse.Namespace) -> int:
-    import time
+    """Print the event log; ``--follow`` streams it from the daemon's ``/events``
+    websocket (:mod:`daemon.event_follow`), reading the store when that is not possible."""
+    from daemon.event_follow import follow, print_event, read_store
 
+    config = _load(args)
+    if not args.follow:
+        read_store(config, args.after, follow=False, emit=print_event)
+        return 0
+    return follow(config, args.after, emit=print_event)
+
+
+def _failed(args: argparse.Namespace) -> int:
+    """Print the failed messages (``id account created error``) from the running daemon."""
+    config = _load(args)
+    params: dict[str, Any] = {"_after": args.after, "_limit": 1000}
+    if args.account:
+        params["account"] = args.account
+    response = _daemon_request(config, "GET", "/api/v1/failed", params=params)
+    if response is None:
+        print(_UNREACHABLE, file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        return _refused("failed", response)
+    for item in response.json():
+        print(f"{item['id']:>8}  {item['account']:<16} {item['createdAt'] or '':<32} "
+              f"{item['error'] or ''}")
+    return 0
+
+
+def _retry(args: argparse.Namespace) -> int:
+    """Ask the running daemon to import failed message ``FAILED_ID`` again."""
+    config = _load(args)
+    response = _daemon_request(config, "POST", f"/api/v1/failed/{args.failed_id}/retry",
+                               timeout=60.0)
+    if response is None:
+        print(_UNREACHABLE, file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        return _refused("retry", response)
+    answer = response.json()
+    print(f"{args.failed_id}: {answer['status']}"
+          + (f" ({answer['error']})" if answer.get("error") else ""))
+    return 1 if answer["status"] == "failed" else 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    """Purge old raw bytes and events in the store (the daemon may be running)."""
+    from daemon.retention import parse_age, purge
     from daemon.store import open_store
 
-    config = _load(args.config)
-    store = open_store(config.daemon.store)
-    after = args.after
     try:
-        while True:
-            with store.transaction() as tx:
-                events = tx.events_since(after, limit=500)
-            for event in events:
-                print(json.dumps({"id": event.id, "event": event.kind,
-                                  "account": event.account, "at": event.created_at,
-                                  **event.data}, default=str), flush=True)
-                after = event.id
-            if not args.follow:
-                return 0
-            if not events:
-                time.sleep(0.5)  # a CLI polling the store; the daemon is not involved
+        days = parse_age(args.older_than)
+    except ValueError as exc:
+        print(f"postroom purge: --older-than {exc}", file=sys.stderr)
+        return 2
+    config = _load(args)
+    store = open_store(config.daemon.store)
+    try:
+        with store.transaction() as tx:
+            done = purge(tx, days)
     finally:
         store.close()
+    print(f"purged the bytes of {done.raw_messages} raw messages and {done.events} events "
+          f"older than {days:g} days")
+    return 0
+
+
+def _refused(command: str, response: httpx.Response) -> int:
+    try:
+        reason = response.json().get("error", response.text)
+    except ValueError:
+        reason = response.text
+    print(f"postroom {command}: {response.status_code}: {reason}", file=sys.stderr)
+    return 1
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from daemon.config_lookup import NoConfigError, locate_config
     from daemon.inspection import inspect_files
 
-    config = _load(args.config) if args.config.exists() else None
+    try:
+        located: Path | None = locate_config(args.config, os.environ)
+    except NoConfigError:
+        located = None
+    config = _load(args) if located is not None and located.exists() else None
     return inspect_files(args.files, config=config, as_json=args.json)
 
 
@@ -406,7 +497,7 @@ def _backup(args: argparse.Namespace) -> int:
         if args.check:
             report = check_backup(args.file)
         else:
-            database = _load(args.config).daemon.sqlite_path
+            database = _load(args).daemon.sqlite_path
             if database is None:
                 print("postroom backup: the store is not a SQLite file; back up PostgreSQL "
                       "with pg_dump (docs/operations.md)", file=sys.stderr)
@@ -450,6 +541,8 @@ def _daemon_request(config: Config, method: str, path: str, **kwargs: Any
     headers = dict(kwargs.pop("headers", {}))
     if config.http.api_token is not None:
         headers["Authorization"] = f"Bearer {config.http.api_token.reveal()}"
+    else:  # the token-less API answers only a loopback Host (the bind may be another IP)
+        headers.setdefault("Host", f"localhost:{port}")
     try:
         return httpx.request(method, f"http://{host}:{port}{path}", headers=headers,
                              timeout=kwargs.pop("timeout", 5.0), **kwargs)

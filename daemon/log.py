@@ -34,7 +34,7 @@ The console format keeps the stdlib route; it is for development, where cost is 
 from __future__ import annotations
 
 __all__ = ["REDACTED", "configure_logging", "escape_control_characters",
-           "redact_rendered_exception", "redact_secrets"]
+           "redact_rendered_exception", "redact_secrets", "stable_library_event"]
 
 import io
 import logging
@@ -218,6 +218,25 @@ class _DirectLoggerFactory:
         return _DirectLogger(self._stdlib(*args))
 
 
+def stable_library_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+                         ) -> MutableMapping[str, Any]:
+    """A standard-library line (Hypercorn, imapclient, msal) under a stable event name.
+
+    Their text would otherwise be the ``event``, so each new port or message would be a new
+    "event". The text moves to ``message``; the name is ``http.listening`` for Hypercorn's
+    "Running on" line and ``library.log`` for everything else (``daemon/log_events.py``).
+    Runs only for foreign records (``ProcessorFormatter``'s ``foreign_pre_chain``).
+    """
+    text = event_dict.get("event")
+    if not isinstance(text, str):
+        return event_dict
+    event_dict["message"] = text
+    listening = event_dict.get("logger", "").startswith("hypercorn") and \
+        text.startswith("Running on")
+    event_dict["event"] = "http.listening" if listening else "library.log"
+    return event_dict
+
+
 def _shared_processors() -> list[Any]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -291,7 +310,7 @@ def configure_logging(fmt: str = "auto", level: str = "info", *,
     priority: list[Any] = [add_syslog_priority] if stream_is_journal(stream) else []
     handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_shared_processors(),
+        foreign_pre_chain=[*_shared_processors(), stable_library_event],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *tail,

@@ -123,9 +123,11 @@ async def supervise(run: ActorRun, handle: AccountHandle, policy: RestartPolicy,
             if auth_failures >= policy.park_after_auth_failures or isinstance(
                     error, ReauthenticationRequired | OAuthAppFailing):
                 status.set_state(AccountState.AUTH_ERROR, _describe(error))
-                log.warning("actor.parked", account=status.account, reason=_describe(error))
+                log.error("account.parked", account=status.account,
+                          state=AccountState.AUTH_ERROR.value, reason=_describe(error))
                 report_started()
                 await _wait_for_wakeup(handle)
+                log.info("account.unparked", account=status.account)
                 auth_failures = attempt = 0
                 continue
         else:

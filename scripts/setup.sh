@@ -16,6 +16,13 @@ if [ "$want_system" = "--with-test-servers" ] && ! command -v dovecot >/dev/null
     fi
 fi
 
+# The status page's browser test (tests/http/test_status_page.py): headless Chromium.
+if [ "$want_system" = "--with-test-servers" ] && ! command -v chromedriver >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 if [ "$want_system" = "--with-test-servers" ] && [ "$(id -u)" = 0 ]; then
     # Every IDLE connection of a test Dovecot holds an inotify instance as the mail user;
     # the default of 128 per user is too few for the scale tests. Best effort.

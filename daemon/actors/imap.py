@@ -178,7 +178,7 @@ def _idle_state(status: AccountStatus) -> Callable[[], None]:
 async def _park(folder: FolderSync, handle: AccountHandle, reason: str) -> None:
     """Show ``disabled`` with the reason; wait for a human's wake-up, then retry."""
     handle.status.set_state(AccountState.DISABLED, reason)
-    log.error("imap.account.parked", reason=reason)
+    log.error("account.parked", state=AccountState.DISABLED.value, reason=reason)
     await handle.wakeups.receive()
     await folder.reset_resyncs()
-    log.info("imap.account.unparked")
+    log.info("account.unparked")

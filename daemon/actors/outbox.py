@@ -60,6 +60,7 @@ __all__ = ["OutboxActor", "OutboxState", "OutboxStatus", "RetryPolicy"]
 import contextlib
 import enum
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,7 @@ import trio
 
 from daemon.config import HOURS, SECONDS, Account, Config
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
+from daemon.metrics import SEND_SECONDS
 from daemon.outbox import delivery
 from daemon.outbox.sentcopy import append_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
@@ -276,7 +278,7 @@ class OutboxActor:
         """
         with trio.CancelScope(shield=True):
             try:
-                reply = await sender.send(item)
+                reply = await _timed_send(sender, item)
             except PermanentError as exc:
                 await self._fail(item, str(exc), exc)
                 return exc
@@ -354,3 +356,12 @@ class OutboxActor:
     def _set_state(self, state: OutboxState) -> None:
         self.status.state = state
         self.status.notify()
+
+
+async def _timed_send(sender: Sender, item: OutboxItem) -> str:
+    """``sender.send(item)``, observed in ``postroom_send_duration_seconds`` however it ends."""
+    began = time.perf_counter()
+    try:
+        return await sender.send(item)
+    finally:
+        SEND_SECONDS.labels(account=item.account).observe(time.perf_counter() - began)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 __all__ = ["INBOX_SIZE", "Processor"]
 
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -66,7 +67,8 @@ from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import Classification, MessageKind, ParsedMessage
 from daemon.mail.parse import parse_message
-from daemon.messages import Outcome, RawMessage
+from daemon.messages import Outcome, OutcomeStatus, RawMessage
+from daemon.metrics import IMPORT_SECONDS
 from daemon.plugins.manager import call_async_hook, call_hook
 from daemon.store.asyncstore import AsyncStore
 
@@ -160,10 +162,12 @@ class Processor:
             async with self._receive:
                 async for raws, reply in self._receive:
                     result: _Result
+                    began = time.perf_counter()
                     try:
                         result = await self.process_many(raws)
                     except TransientError as exc:
                         result = exc
+                    _observe_imports(time.perf_counter() - began, len(raws))
                     try:
                         reply.send_nowait(result)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -207,13 +211,53 @@ class Processor:
                         error=str(exc))
             return await self._one_by_one(raws)
         except Exception as exc:
-            log.info("processor.batch_fallback", count=len(raws),
-                     error=f"{type(exc).__name__}: {exc}")
+            log.warning("processor.batch_fallback", count=len(raws),
+                        reason="a message failed", error=f"{type(exc).__name__}: {exc}")
             return await self._one_by_one(raws)
         for job, result in zip(jobs, results, strict=True):
             self._committed(job, result, queued)
             queued = False  # wake the outbox once per transaction
         return [result.outcome for result in results]
+
+    async def retry(self, source_key: str) -> Outcome:
+        """Import a failed message again from its stored bytes ("Retry"); idempotent.
+
+        The failed record is deleted and the message imported in one transaction, so a
+        crash, or the same failure again, leaves the failed record (and its bytes) where
+        they were; a new failure only updates its ``error``. A message that is not failed
+        (already retried, or never failed) answers its recorded outcome unchanged.
+
+        Raises:
+            KeyError: no raw message under ``source_key``.
+            ValueError: its bytes were never downloaded (too large).
+            TransientError: the store could not commit.
+        """
+        record = await self.store.run(lambda tx: tx.get_raw(source_key))
+        if record is None:
+            raise KeyError(source_key)
+        if record.status != OutcomeStatus.FAILED.value:
+            return Outcome(source_key, OutcomeStatus(record.status),
+                           record.conversation_message_id, reason=record.error)
+        if not record.raw:
+            raise ValueError(f"{source_key}: no bytes stored (the message was too large)")
+        raw = RawMessage(account=record.account, source_key=source_key, raw=record.raw,
+                         received_at=record.received_at, folder=record.folder)
+        try:
+            job = await self._prepare(raw)
+            [result], queued = await self.store.run(_reimport, self.ctx, job)
+        except TransientError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("message.failed", account=raw.account, source_key=source_key,
+                      error=error, where="retry")
+            await self.store.run(lambda tx: tx.set_raw_result(
+                source_key, status=OutcomeStatus.FAILED.value, error=error))
+            return Outcome(source_key, OutcomeStatus.FAILED, reason=error)
+        self._committed(job, result, queued)
+        log.info("message.retried", account=raw.account, source_key=source_key,
+                 status=result.outcome.status.value)
+        return result.outcome
 
     async def _one_by_one(self, raws: Sequence[RawMessage]) -> list[Outcome]:
         """Each message in its own transaction, skipping those a full store refuses.
@@ -338,6 +382,12 @@ def parse_inline(raw: bytes) -> bool:
     return cost <= INLINE_COST
 
 
+def _reimport(tx: Tx, ctx: Processing, job: ImportJob) -> tuple[list[ImportResult], bool]:
+    """:meth:`Processor.retry`'s transaction: forget the failure, import again."""
+    tx.delete_raw(job.raw.source_key)
+    return _import_all(tx, ctx, [job])
+
+
 def _import_all(tx: Tx, ctx: Processing, jobs: Sequence[ImportJob]
                 ) -> tuple[list[ImportResult], bool]:
     """Import ``jobs`` in order in the one open transaction (in the store's thread).
@@ -359,3 +409,9 @@ def _import_all(tx: Tx, ctx: Processing, jobs: Sequence[ImportJob]
 
         ctx = replace(ctx, queue_mail=noting)
     return [import_message(tx, ctx, job) for job in jobs], queued
+
+
+def _observe_imports(seconds: float, count: int) -> None:
+    """One ``postroom_import_duration_seconds`` sample per message: a batch's time, shared."""
+    for _ in range(count):
+        IMPORT_SECONDS.observe(seconds / count)

@@ -53,6 +53,9 @@ class DaemonSettings(_TomlModel):
     installation_id: Id = "postroom"
     mail_domain: str | None = None
     shutdown_grace_seconds: float = Field(default=15 * SECONDS, ge=0)
+    #: Retention (daemon.retention): raw bytes of imported messages and events older
+    #: than this many days are purged daily; None keeps everything.
+    retain_days: float | None = Field(default=None, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     plugins_disabled: tuple[str, ...] = ()

@@ -157,9 +157,9 @@ def import_message(tx: Tx, ctx: Processing, job: ImportJob) -> ImportResult:
         parent_id=parent_id, new_conversation=new_conversation, kind=kind.value,
         rules=job.classification.rules, follower_ids=tuple(f for f, _ in followers))
     tx.add_event("message.imported", raw.account, {
-        "source_key": raw.source_key, "conversation": conversation_id,
-        "conversationmessage": message_id, "new_conversation": new_conversation,
-        "kind": kind.value})
+        "source_key": raw.source_key, "message_id": parsed.message_id,
+        "conversation": conversation_id, "conversationmessage": message_id,
+        "new_conversation": new_conversation, "kind": kind.value})
     return ImportResult(outcome, event)
 
 

@@ -17,7 +17,11 @@ Routes::
     ...  /api/v1/conversations/..., /api/v1/files   sending (daemon/http/conversations.py)
     ...  /api/v1/textsnippets[/<id>]                text snippets (daemon/http/snippets.py)
     POST /api/v1/errors/<id>/resolve               daemon/http/message_errors.py
-    ...  /api/v1/outbox[/<id>/release]             held automatic mail (daemon/http/outbox.py)
+    ...  /api/v1/outbox[/<id>/release|retry|cancel] the outbox (daemon/http/outbox.py)
+    ...  /api/v1/failed[/<id>/raw|retry]           failed messages (daemon/http/failed.py)
+    GET  /api/v1/openapi.json                      the API's description (daemon/http/openapi.py)
+    WS   /events                                   the event log, live (daemon/http/event_stream.py)
+    GET  /, /login, /ui/...                        the status page (daemon/http/status_page.py)
     ...  /oauth/start, /oauth/callback              OAuth sign-in (daemon/http/oauth.py)
 
 Who may ask (:func:`_check_caller`, for everything but the probes):
@@ -42,7 +46,6 @@ from __future__ import annotations
 __all__ = ["create_app", "filter_value"]
 
 import hmac
-import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,11 +56,18 @@ from werkzeug.exceptions import HTTPException
 
 from daemon.http.context import DaemonContext
 from daemon.http.conversations import conversations_blueprint
+from daemon.http.event_stream import event_stream_blueprint
+from daemon.http.failed import failed_blueprint
 from daemon.http.input import ApiError, filter_value, path_id, property_name, whole_number
+from daemon.http.loopback import is_loopback_host as _is_loopback_host
 from daemon.http.message_errors import message_errors_blueprint
 from daemon.http.oauth import oauth_blueprint
+from daemon.http.objects import find_objects, get_object
+from daemon.http.openapi import openapi_blueprint
 from daemon.http.outbox import outbox_blueprint
+from daemon.http.paging import page_by_name
 from daemon.http.snippets import snippets_blueprint
+from daemon.http.status_page import status_page_blueprint
 from daemon.plugins.manager import call_hook
 
 log = structlog.get_logger("postroom.http")
@@ -92,11 +102,14 @@ def create_app(daemon: DaemonContext) -> Quart:
     @app.get("/status")
     @app.get("/api/v1/accounts")
     async def status() -> Any:
-        return jsonify(daemon.status())
+        document = daemon.status()
+        if request.path.startswith("/api/") and request.args:
+            document["accounts"] = page_by_name(document["accounts"], "account")
+        return jsonify(document)
 
     @app.get("/metrics")
     async def metrics() -> Any:
-        return Response(daemon.metrics_text(), 200,
+        return Response(await daemon.metrics_text(), 200,
                         {"Content-Type": "text/plain; version=0.0.4"})
 
     @app.post("/api/v1/accounts/<account>/sync")
@@ -112,16 +125,19 @@ def create_app(daemon: DaemonContext) -> Quart:
         property_name(limetype)
         args = request.args.to_dict()
         limit = whole_number("_limit", args.pop("_limit", "100"), low=0, high=API_LIMIT_MAX)
+        after = whole_number("_after", args.pop("_after", "0"), low=0, high=2 ** 63 - 1)
         newest = args.pop("_order", "") == "newest"
         where = {property_name(key): filter_value(value) for key, value in args.items()}
-        found = await daemon.store.run(
-            lambda tx: tx.find(limetype, where, limit=limit, newest_first=newest))
+        found = await daemon.store.run(lambda tx: find_objects(
+            tx, daemon.config.runtime, limetype, where, after=after, limit=limit,
+            newest_first=newest))
         return jsonify([obj.as_json() for obj in found])
 
     @app.get("/api/v1/objects/<limetype>/<object_id>")
     async def one_object(limetype: str, object_id: int) -> Any:
         property_name(limetype)
-        obj = await daemon.store.run(lambda tx: tx.get(limetype, object_id))
+        obj = await daemon.store.run(lambda tx: get_object(
+            tx, daemon.config.runtime, limetype, object_id))
         if obj is None:
             return jsonify(error=f"no {limetype} with id {object_id}"), 404
         return jsonify(obj.as_json())
@@ -131,6 +147,11 @@ def create_app(daemon: DaemonContext) -> Quart:
     app.register_blueprint(message_errors_blueprint(daemon))
     app.register_blueprint(outbox_blueprint(daemon))
     app.register_blueprint(oauth_blueprint(daemon))
+    app.register_blueprint(failed_blueprint(daemon))
+    app.register_blueprint(openapi_blueprint())
+    status_page, sessions = status_page_blueprint(daemon)
+    app.register_blueprint(status_page)
+    app.register_blueprint(event_stream_blueprint(daemon, sessions.websocket_allowed))
     for blueprint in _plugin_blueprints(daemon):
         app.register_blueprint(blueprint)
     return app
@@ -165,24 +186,6 @@ def _only_from_loopback() -> None:
     if origin is not None and not _is_loopback_host(urlsplit(origin).netloc):
         raise ApiError("Origin", "cross-origin requests are refused (no api_token is "
                                  "configured)", 403)
-
-
-def _is_loopback_host(authority: str) -> bool:
-    """``localhost``, ``127.x.y.z`` or ``[::1]``, with or without ``:port``."""
-    if authority.startswith("["):
-        name, bracket, rest = authority[1:].partition("]")
-        if not bracket or (rest and not rest[1:].isdigit()) or (rest and rest[0] != ":"):
-            return False
-    else:
-        name, _, port = authority.partition(":")
-        if port and not (port.isascii() and port.isdigit()):
-            return False
-    if name.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _convert_ids() -> None:

@@ -18,6 +18,7 @@ import pluggy
 
 from daemon.actors.status import AccountHandle
 from daemon.config import Config, Secret
+from daemon.messages import Outcome
 from daemon.store import AsyncStore
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class DaemonContext(Protocol):
     def status(self) -> dict[str, Any]:
         """The ``/status`` document."""
 
-    def metrics_text(self) -> str:
+    async def retry_message(self, source_key: str) -> Outcome:
+        """Import a failed message again from its stored bytes; idempotent."""
+
+    async def metrics_text(self) -> str:
         """The ``/metrics`` page (Prometheus text format)."""
 
     def mail_queued(self) -> None:

@@ -44,6 +44,7 @@ from daemon.config import Config, load_secret_key
 from daemon.crm.unread import mark_read
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, json_object
+from daemon.http.paging import page_by_name
 from daemon.outbox.compose import OutgoingTooLarge
 from daemon.outbox.queue import Outgoing
 from daemon.outbox.reply import (
@@ -108,11 +109,12 @@ def conversations_blueprint(daemon: DaemonContext) -> Blueprint:
                 daemon, conversation_id)
         except ReplyRefused as exc:
             return _refused(exc)
-        return jsonify([{"id": a.action.id, "label": a.label, "icon": a.icon,
-                         "params": a.action.params}
-                        for a in offered_actions(daemon.config.runtime, account_id)])
+        return jsonify(page_by_name([{"id": a.action.id, "label": a.label, "icon": a.icon,
+                                      "params": a.action.params}
+                                     for a in offered_actions(daemon.config.runtime,
+                                                              account_id)], "id"))
 
-    @bp.post("/api/v1/conversations/<int:conversation_id>/read")
+    @bp.post("/api/v1/conversations/<conversation_id>/read")
     async def read(conversation_id: int) -> Any:
         found = await daemon.store.run(mark_read, daemon.config.runtime, conversation_id)
         if not found:

@@ -37,6 +37,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from daemon.http.context import DaemonContext
 from daemon.http.input import ApiError, filter_value, json_object
+from daemon.http.paging import PAGING, page_by_name
 from daemon.store.base import Obj, Tx
 
 #: API field -> attribute of ``RuntimeConfig.text_snippet`` naming the stored property.
@@ -64,11 +65,12 @@ def snippets_blueprint(daemon: DaemonContext) -> Blueprint:
 
     @bp.get("/api/v1/textsnippets")
     async def list_snippets() -> Any:
-        where = {names[_known(k)]: filter_value(v) for k, v in request.args.items()}
+        where = {names[_known(k)]: filter_value(v) for k, v in request.args.items()
+                 if k not in PAGING}
         found = await daemon.store.run(lambda tx: tx.find(scfg.limetype, where))
         found.sort(key=lambda o: (not o.get(names["pinned"]), -_count(o, names["count"]),
                                   o.id))
-        return jsonify([as_json(o) for o in found])
+        return jsonify(page_by_name([as_json(o) for o in found], "id", cursor=int))
 
     @bp.post("/api/v1/textsnippets")
     async def create() -> Any:

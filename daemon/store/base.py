@@ -228,6 +228,40 @@ class Tx(Protocol):
     def release_outbox(self, id: int) -> bool:
         """Make a ``held`` item ``queued`` (due now); False if it is not held."""
 
+    # -- the operator's view: failed messages, retention -------------------------------
+    def failed_raw(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, RawRecord]]:
+        """``(id, record)`` of failed raw messages with ``id > after_id``, in id order."""
+
+    def raw_by_id(self, id: int) -> RawRecord | None:
+        """The raw message with this row id (the id ``failed_raw`` gives), or None."""
+
+    def last_event_id(self) -> int:
+        """The newest event's id, 0 when there is none (a stream's "from now on")."""
+
+    def find_page(self, limetype: str, where: Mapping[str, Any] | None, *, after_id: int,
+                  limit: int, newest_first: bool = False) -> list[Obj]:
+        """:meth:`find` from a cursor: ids above ``after_id`` (below, newest first)."""
+
+    def outbox_page(self, status: str, after_id: int, limit: int) -> list[OutboxItem]:
+        """Items with ``status`` and ``id > after_id``, in id order."""
+
+    def requeue_outbox(self, id: int) -> bool:
+        """A failed (or waiting) item is due now ("Retry"); False if it is sent or gone."""
+
+    def cancel_outbox(self, id: int) -> bool:
+        """A queued, held or failed item becomes ``cancelled`` (never sent); else False."""
+
+    def delete_raw(self, source_key: str) -> None:
+        """Remove a raw message (a retry re-imports it in the same transaction)."""
+
+    def purge(self, before: datetime) -> tuple[int, int]:
+        """Retention: drop what was stored before ``before``; return (raws, events).
+
+        A raw message keeps its row (Message-ID, digest, outcome: a late re-delivery is
+        still a duplicate) but loses its bytes; a failed one is never touched. Events
+        are deleted.
+        """
+
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...
 

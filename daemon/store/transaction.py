@@ -463,6 +463,54 @@ class Transaction:
                       (message_id,)).fetchone()
         return None if row is None else self._outbox_item(row)
 
+    # -- the operator's view: failed messages, retention -------------------------------
+    def failed_raw(self, after_id: int = 0, limit: int = 100) -> list[tuple[int, RawRecord]]:
+        rows = self._x(f"SELECT id, {_RAW_COLUMNS} FROM raw_messages WHERE status = ? "
+                       "AND id > ? ORDER BY id LIMIT ?", ("failed", after_id, limit))
+        return [(row[0], self._raw_record(row[1:])) for row in rows]
+
+    def raw_by_id(self, id: int) -> RawRecord | None:
+        return self._raw("id = ?", (id,))
+
+    def last_event_id(self) -> int:
+        row = self._x("SELECT max(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def find_page(self, limetype: str, where: Mapping[str, Any] | None, *, after_id: int,
+                  limit: int, newest_first: bool = False) -> list[Obj]:
+        sql, params = find_query(self._dialect, limetype, where, limit, newest_first)
+        if after_id:
+            head, order, tail = sql.rpartition(" ORDER BY ")
+            sql = f"{head} AND id {'<' if newest_first else '>'} ? {order}{tail}"
+            params.insert(-1, after_id)
+        json_value = self._dialect.json_value
+        return [Obj(limetype, id, json_value(props)) for id, props in self._x(sql, params)]
+
+    def outbox_page(self, status: str, after_id: int, limit: int) -> list[OutboxItem]:
+        rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? AND id > ? "
+                       "ORDER BY id LIMIT ?", (status, after_id, limit))
+        return [self._outbox_item(row) for row in rows]
+
+    def requeue_outbox(self, id: int) -> bool:
+        cur = self._x("UPDATE outbox SET status = 'queued', next_attempt_at = NULL "
+                      "WHERE id = ? AND status IN ('failed', 'queued')", (id,))
+        return bool(cur.rowcount == 1)
+
+    def cancel_outbox(self, id: int) -> bool:
+        cur = self._x("UPDATE outbox SET status = 'cancelled', next_attempt_at = NULL "
+                      "WHERE id = ? AND status IN ('queued', 'held', 'failed')", (id,))
+        return bool(cur.rowcount == 1)
+
+    def delete_raw(self, source_key: str) -> None:
+        self._x("DELETE FROM raw_messages WHERE source_key = ?", (source_key,))
+
+    def purge(self, before: datetime) -> tuple[int, int]:
+        cutoff = self._dialect.time_param(before, "before")
+        raws = self._x("UPDATE raw_messages SET raw = ? WHERE created_at < ? "
+                       "AND status <> ? AND length(raw) > 0", (b"", cutoff, "failed"))
+        events = self._x("DELETE FROM events WHERE created_at < ?", (cutoff,))
+        return raws.rowcount, events.rowcount
+
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int:
         return self._new_id("INSERT INTO events (kind, account, data, created_at) "
