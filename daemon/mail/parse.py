@@ -39,7 +39,7 @@ Design notes (rules from the helpdesk survey, shared/reference/helpdesk-ingestio
   (``origin="data-uri"``) and the HTML then refers to them by ``cid:``.
 * ``winmail.dat`` is unpacked (:mod:`daemon.mail.tnef`); if that fails the ``.dat`` is kept.
 * DSN parts (``message/delivery-status``, ``text/rfc822-headers``, the returned
-  ``message/rfc822``) are attachments like any other; :mod:`daemon.mail.bounce` reads them
+  ``message/rfc822``) are attachments like any other; :mod:`daemon.mail.bounces` reads them
   from ``ParsedMessage.attachments``.
 """
 

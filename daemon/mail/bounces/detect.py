@@ -1,0 +1,165 @@
+"""From a parsed message to a :class:`~daemon.mail.bounces.report.BounceReport`.
+
+Order of the checks, each recorded as a rule name in :attr:`BounceReport.rules`:
+
+``feedback.arf``
+    An ARF feedback report: a complaint, never a bounce (nothing else is read).
+``bounce.dsn``
+    A ``message/delivery-status`` part (RFC 3464 / RFC 6533): its per-recipient blocks
+    are the recipients, and no text format is consulted.
+``bounce.x-failed-recipients``, ``bounce.exchange-ndr``
+    Exim's/Gmail's ``X-Failed-Recipients`` and Exchange's ``X-MS-Exchange-Message-Is-Ndr``
+    headers: evidence, and the recipient list when nothing better exists.
+``challenge.response``, ``list.held``
+    A challenge-response / sender-verification mail, or a list holding a post for
+    moderation (only without a DSN part): not a bounce.
+``bounce.format.<name>`` and ``bounce.text``
+    A text layout of :data:`~daemon.mail.bounces.registry.FORMATS` matched, from a
+    mail system (see :func:`from_mail_system`) or from the format's own senders.
+``bounce.subject``
+    An NDR subject from a mail system.
+
+The original Message-ID comes from :mod:`daemon.mail.bounces.original`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["detect_bounce", "from_mail_system", "parse_bounce"]
+
+import re
+
+from daemon.mail.bounces.dsn import DSN_TYPES, parse_delivery_status
+from daemon.mail.bounces.generic import SUBJECT
+from daemon.mail.bounces.lists import HELD
+from daemon.mail.bounces.notbounce import is_challenge, is_feedback_report
+from daemon.mail.bounces.original import original_message_id
+from daemon.mail.bounces.registry import FORMATS
+from daemon.mail.bounces.report import BounceReport, TextFormat, pattern
+from daemon.mail.bounces.scan import addresses
+from daemon.mail.bounces.text import read_format, report_text, signature_match
+from daemon.mail.model import BounceInfo, ParsedMessage
+
+_FALLBACK = TextFormat("fallback", pattern(r"(?!)"))
+
+
+def parse_bounce(msg: ParsedMessage) -> BounceInfo | None:
+    """The first failed recipient a bounce is about, or None if ``msg`` is no failure report.
+
+    A convenience over :func:`detect_bounce`: delayed, success, complaint and challenge
+    reports give None.
+    """
+    report = detect_bounce(msg)
+    if report is None or not report.failed:
+        return None
+    return report.primary
+
+
+def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
+    """Collect bounce evidence and every recipient from a parsed message.
+
+    Args:
+        msg: the parsed message.
+
+    Returns:
+        A report, or None when nothing suggests a delivery report. Recipients of a text
+        report get ``action="failed"`` (``delayed`` for a warning), the status found in
+        or inferred from the text, and a reason.
+    """
+    if is_feedback_report(msg):
+        return BounceReport((), ("feedback.arf",), format="arf", complaint=True)
+    rules: list[str] = []
+    original = original_message_id(msg)
+    reports = [part for part in msg.attachments if part.content_type in DSN_TYPES]
+    recipients: list[BounceInfo] = []
+    for part in reports:
+        recipients += parse_delivery_status(part.data, original_message_id=original)
+    if reports:
+        rules.append("bounce.dsn")
+    failed_header = msg.header("x-failed-recipients")
+    if failed_header:
+        rules.append("bounce.x-failed-recipients")
+    if msg.header("x-ms-exchange-message-is-ndr") is not None:
+        rules.append("bounce.exchange-ndr")
+    if not recipients and is_challenge(msg):
+        return BounceReport((), (*rules, "challenge.response"), challenge=True)
+    text = report_text(msg)
+    if not recipients and (HELD.search(msg.subject[:1000]) or HELD.search(text, 0, 4096)):
+        return BounceReport((), (*rules, "list.held"), challenge=True)
+    system = from_mail_system(msg)
+    exclude = _ours(msg)
+    name = "rfc3464" if recipients else None
+    if not recipients:
+        for fmt in FORMATS:
+            where = signature_match(fmt, msg, text)
+            if where is None or not (system or _sender_matches(fmt, msg)):
+                continue
+            recipients = read_format(fmt, msg, text, where, exclude, original)
+            rules += [f"bounce.format.{fmt.name}", "bounce.text"]
+            name = fmt.name
+            break
+    if system and SUBJECT.search(msg.subject[:1000]):
+        rules.append("bounce.subject")
+    if not rules:
+        return None
+    if not recipients:
+        listed = [e for e in addresses(failed_header or "") if e not in exclude]
+        recipients = read_format(_FALLBACK, msg, text, None, exclude, original)
+        if listed:
+            recipients = [_listed(e, recipients) for e in listed]
+    return BounceReport(tuple(recipients), tuple(dict.fromkeys(rules)), format=name)
+
+
+def _listed(email: str, found: list[BounceInfo]) -> BounceInfo:
+    """A recipient named by X-Failed-Recipients, with the text's details when it has them."""
+    same = next((r for r in found if r.recipient == email), None)
+    template = same or next((r for r in found if r.recipient is None),
+                            found[0] if len(found) == 1 else None)
+    if template is None:
+        return BounceInfo(recipient=email, action="failed", reason="unknown")
+    return BounceInfo(email, template.action, template.status, template.diagnostic,
+                      template.original_message_id, template.reporting_mta,
+                      template.remote_mta, template.reason)
+
+
+def _ours(msg: ParsedMessage) -> frozenset[str]:
+    own = {a.email for a in (*msg.to, *msg.cc, *msg.reply_to)}
+    if msg.from_:
+        own.add(msg.from_.email)
+    return frozenset(own)
+
+
+def _sender_matches(fmt: TextFormat, msg: ParsedMessage) -> bool:
+    sender = msg.from_
+    if fmt.senders is None or sender is None:
+        return False
+    return bool(fmt.senders.search(sender.email) or fmt.senders.search(sender.name[:200]))
+
+
+_SYSTEM_LOCAL = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mdaemon|"
+                           r"bounces?|nobody|double-bounce|mail[-_.]?router|"
+                           r"mail[-_.]?delivery|returned[-_.]?mail|nondelivery|ndr)"
+                           r"(?:[+=._-].{0,200})?$", re.I)
+_SYSTEM_NAME = re.compile(r"mail delivery (?:system|subsystem|service)|mailer-daemon|postmaster"
+                          r"|microsoft outlook|mail administrator|internet mail delivery"
+                          r"|mail router|mail system|delivery status notification"
+                          r"|system administrator", re.I)
+
+
+def from_mail_system(msg: ParsedMessage) -> bool:
+    """True when the message comes from a mail system rather than a person.
+
+    That is: a null Return-Path (RFC 5321 §4.5.5 requires one on notifications), a
+    MAILER-DAEMON/postmaster-like sender, a "Mail Delivery System" display name, or an
+    Auto-Submitted header other than ``no``.
+    """
+    return_path = msg.header("return-path")
+    if return_path is not None and return_path.replace(" ", "") in ("<>", ""):
+        return True
+    auto = (msg.header("auto-submitted") or "").strip().lower()
+    if auto and not auto.startswith("no"):
+        return True
+    sender = msg.from_
+    if sender is None:
+        return False
+    return bool(_SYSTEM_LOCAL.match(sender.email.split("@", 1)[0][:300])
+                or _SYSTEM_NAME.search(sender.name[:300]))

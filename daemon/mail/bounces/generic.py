@@ -1,0 +1,50 @@
+"""The last resort: "undeliverable" in the report's own words, in several languages.
+
+Only read when the message comes from a mail system (null Return-Path, MAILER-DAEMON or
+postmaster, Auto-Submitted, a "Mail Delivery System" name): a customer forwarding a
+bounce to support is a person writing, not a bounce.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FORMATS", "SUBJECT"]
+
+from daemon.mail.bounces.report import TextFormat, pattern
+
+UNDELIVERABLE = (
+    # English
+    r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered"
+    r"|undeliverable|undelivered|delivery (?:has )?failed|delivery failure|failed to deliver"
+    r"|unable to deliver|cannot be delivered|permanent error|message not delivered"
+    r"|returned mail|non-?delivery",
+    # German, French, Spanish, Italian, Dutch, Portuguese, Swedish, Danish/Norwegian
+    r"unzustellbar|nicht zugestellt|konnte nicht zugestellt|Zustellung fehlgeschlagen",
+    r"non remis|n'a pas pu être (?:remis|distribué|délivré)|échec de (?:la )?(?:remise|livraison)",
+    r"no se (?:pudo|ha podido) entregar|no ha podido ser entregado|no entregado",
+    r"non (?:è stato possibile )?recapitat[oa]|impossibile recapitare|mancato recapito",
+    r"onbestelbaar|kon niet worden (?:bezorgd|afgeleverd)|niet bezorgd",
+    r"não (?:foi possível )?entregue|não foi possível entregar|falha na entrega",
+    r"kunde inte levereras|olevererbart|leverans misslyckades|kan ikke leveres"
+    r"|kunne ikke leveres|ikke levert",
+    # Polish, Czech, Russian, Chinese
+    r"nie (?:można|mogła zostać) dostarczon|niedostarczon|nelze doručit|nedoručitelná",
+    r"не (?:может быть |было )?доставлено|недоставленное|невозможно доставить",
+    r"无法投递|退信|邮件投递失败|未能送达|無法傳遞|傳送失敗",
+)
+SUBJECT = pattern(
+    r"^\W{0,5}(?:Undelivered Mail Returned to Sender|Undeliver(?:able|ed)\b|"
+    r"Delivery Status Notification|Mail delivery failed|DELIVERY FAILURE|"
+    r"Delivery Failure|Returned mail|failure notice|Mail System Error|"
+    r"Non[- ]?deliver(?:y|able)|Unzustellbar|Non remis|Onbestelbaar|"
+    r"No se puede entregar|Non recapitabile|Olevererbart|Kan ikke leveres|"
+    r"Warning: could not send message|Delayed Mail|Delivery delayed|"
+    r"Permanent Delivery Failure|Delivery Notification|Message delivery has failed|"
+    r"Mail could not be delivered|Nondeliverable mail|Undeliverable mail|"
+    r"Rejected posting|Returned to sender|Benachrichtigung zum Übermittlungsstatus|"
+    r"Notification d'état de remise|Недоставленное сообщение|"
+    r"Mail Delivery Failure|Delivery report|Address not found|Message not delivered)")
+"""Subjects of delivery reports (English and local variants), read from mail systems only."""
+
+FORMATS: tuple[TextFormat, ...] = (
+    TextFormat("generic", pattern(*UNDELIVERABLE), in_subject=False),
+)

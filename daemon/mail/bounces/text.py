@@ -1,0 +1,157 @@
+"""The one engine that reads every plain-text report layout described by a TextFormat.
+
+Steps for a format that matched (see :class:`~daemon.mail.bounces.report.TextFormat`):
+
+1. the *section*: from the format's ``start`` (or the end of its signature) to its
+   ``end`` (or the first "copy of the message" marker), at most 64 KiB;
+2. recipients by the leading-address rule (:func:`~daemon.mail.bounces.scan.
+   recipient_blocks`), plus those named inside a sentence after an ``inline`` phrase;
+3. without either, the addresses of ``X-Failed-Recipients``, then any address in the
+   section;
+4. per recipient: status from the diagnostic (enhanced code, SMTP code, or words), the
+   reason, the remote host; ``delayed`` when the report is a warning (:func:`is_warning`).
+
+The report's own To, Cc and From addresses are never recipients (that is us).
+"""
+
+from __future__ import annotations
+
+__all__ = ["RETURNED", "is_warning", "read_format", "report_text", "signature_match"]
+
+import re
+
+from daemon.mail.bounces.reasons import infer_status, reason_of
+from daemon.mail.bounces.report import TextFormat, pattern
+from daemon.mail.bounces.scan import (
+    MAX_RECIPIENTS,
+    MAX_SCAN,
+    Block,
+    addresses,
+    first_address,
+    recipient_blocks,
+    remote_host,
+)
+from daemon.mail.model import BounceInfo, ParsedMessage
+
+HEAD = 8192
+
+RETURNED = pattern(
+    r"^[ \t]{0,10}-{2,}[ \t]{0,5}(?:This is a copy of|Below this line is a copy"
+    r"|Original message|Returned message|Unsent message|Forwarded message"
+    r"|The header of the original message|Message Headers? follow|Original headers?)",
+    r"^[ \t]{0,10}(?:Original message headers|The original message headers|Original message"
+    r" follows|Here is a copy of the first part of the message|Message headers follow)",
+    r"^[ \t]{0,10}-{5,}[ \t]{0,5}(?:元のメッセージ|以下、元のメッセージ|原文)",
+    r"^Content-Type:[ \t]{0,5}message/rfc822",
+)
+
+_WARNING = pattern(
+    r"Delayed Mail \(still being retried\)", r"Warning: could not send message for past",
+    r"has not yet been delivered", r"Delivery Status Notification \(Delay\)",
+    r"will (?:continue|keep) (?:trying|to try)|will be retried|still being retried",
+    r"this is a warning message only|THIS IS A WARNING MESSAGE ONLY",
+    r"Delivery delayed|Message delayed|delivery (?:has been|is) delayed",
+    r"Warning: message \S{1,100} delayed", r"temporarily deferred|delivery deferred",
+    r"YOU DO NOT NEED TO RESEND", r"Zustellung verzögert|verzögert zugestellt",
+    r"retard(?:é|e) de (?:la )?(?:remise|livraison)|remise différée", r"遅延",
+    r"Delivery to the following recipients? (?:has been|was) delayed",
+    r"transient non-fatal errors",
+)
+_FINAL = pattern(
+    r"permanent(?:ly)? (?:error|failure|fatal)|permanent fatal|failed permanently",
+    r"giving up|given up|gave up|has been removed from the mail queue|is being returned",
+    r"could not be delivered|couldn't be delivered|wasn't delivered|was not delivered",
+    r"retry timeout exceeded|too old|message expired|delivery (?:has )?failed",
+)
+
+
+def report_text(msg: ParsedMessage) -> str:
+    """The part of the text a recogniser reads: at most 64 KiB, LF line ends."""
+    return msg.text[:MAX_SCAN]
+
+
+def signature_match(fmt: TextFormat, msg: ParsedMessage, text: str) -> re.Match[str] | None:
+    """Where ``fmt``'s signature occurs in the head of the text, else in the subject."""
+    found = fmt.signature.search(text, 0, HEAD)
+    if found is None and fmt.in_subject:
+        found = fmt.signature.search(msg.subject[:1000])
+    return found
+
+
+def is_warning(msg: ParsedMessage, text: str) -> bool:
+    """True for a delay/warning notice: warning words and no words of a final failure."""
+    head = text[:HEAD]
+    subject = msg.subject[:1000]
+    if not (_WARNING.search(subject) or _WARNING.search(head)):
+        return False
+    return not (_FINAL.search(head) and not _WARNING.search(subject))
+
+
+def read_format(fmt: TextFormat, msg: ParsedMessage, text: str, where: re.Match[str] | None,
+                exclude: frozenset[str], original: str | None) -> list[BounceInfo]:
+    """The recipients ``fmt`` finds in ``text`` (the engine of the module docstring)."""
+    section = _section(fmt, text, where)
+    blocks = recipient_blocks(section, exclude=exclude)
+    known = {b.recipient for b in blocks}
+    if fmt.inline is not None:
+        for found in _inline(fmt.inline, text, exclude):
+            if found.recipient not in known and len(blocks) < MAX_RECIPIENTS:
+                blocks.append(found)
+                known.add(found.recipient)
+    if not blocks:
+        failed = msg.header("x-failed-recipients") or ""
+        emails = [e for e in addresses(failed) if e not in exclude] or [
+            e for e in addresses(section) if e not in exclude]
+        blocks = [Block(e, _summary(section)) for e in emails]
+    warning = is_warning(msg, text)
+    if not blocks:
+        return [_info(None, _summary(section), warning, original)]
+    return [_info(b.recipient, b.diagnostic or _summary(section), warning, original)
+            for b in blocks]
+
+
+def _section(fmt: TextFormat, text: str, where: re.Match[str] | None) -> str:
+    begin = where.end() if where is not None and where.string is text else 0
+    if fmt.start is not None:
+        started = fmt.start.search(text, begin, begin + MAX_SCAN)
+        if started is not None:
+            begin = started.end()
+    stop_at = (fmt.end or RETURNED).search(text, begin, begin + MAX_SCAN)
+    return text[begin:stop_at.start() if stop_at else begin + MAX_SCAN]
+
+
+def _inline(phrase: re.Pattern[str], text: str, exclude: frozenset[str]) -> list[Block]:
+    found: list[Block] = []
+    for match in phrase.finditer(text, 0, MAX_SCAN):
+        email = first_address(text, match.end())
+        if email and email not in exclude:
+            line_end = text.find("\n\n", match.end(), match.end() + 1000)
+            sentence = text[match.start():line_end if line_end > 0 else match.end() + 300]
+            found.append(Block(email, " ".join(sentence.split())))
+        if len(found) >= MAX_RECIPIENTS:
+            break
+    return found
+
+
+_SMTP_LINE = re.compile(
+    r"^[ \t]{0,20}(?:<<<[ \t]?|Remote host said:[ \t]?)?[245]\d\d[ -][^\n]{0,500}", re.M)
+
+
+def _summary(section: str) -> str:
+    """The SMTP reply quoted in a section, else its first words (for shared diagnostics)."""
+    smtp = _SMTP_LINE.search(section, 0, MAX_SCAN)
+    if smtp is not None:
+        return " ".join(smtp.group(0).split())
+    return " ".join(section[:600].split())[:500]
+
+
+def _info(recipient: str | None, diagnostic: str, warning: bool,
+          original: str | None) -> BounceInfo:
+    status = infer_status(diagnostic)
+    if warning:
+        status = "4" + status[1:] if status and status[0] in "45" else "4.0.0"
+    reason = None if warning else reason_of(status, diagnostic) or "unknown"
+    return BounceInfo(
+        recipient=recipient, action="delayed" if warning else "failed", status=status,
+        diagnostic=diagnostic[:1000] or None, original_message_id=original,
+        remote_mta=remote_host(diagnostic), reason=reason)
