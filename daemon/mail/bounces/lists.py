@@ -31,6 +31,6 @@ FORMATS: tuple[TextFormat, ...] = (
         pattern(r"You are not a member of (?:this|the) mailing list",
                 r"\bfml\b[^\n]{0,40}(?:rejected|not a member|deny)",
                 r"are not members? of (?:the )?ML"),
-        inline=pattern(r"mailing list[ \t]{0,5}<?", r"\bML[ \t]{0,5}<?"),
+        inline=pattern(r"mailing list[ \t]{0,5}<?", r"members? of (?:the )?ML[ \t]{0,5}<?"),
         senders=pattern(r"-(?:admin|ctl|owner)@|^fml")),
 )

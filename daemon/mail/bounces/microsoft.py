@@ -7,7 +7,8 @@ an older server):
 * Exchange 2000/2003: "Your message did not reach some or all of the intended
   recipients." then "The following recipient(s) could not be reached:" with
   ``ann@x on 3/4/2025 10:01 AM``, an explanation, and ``<server #5.1.1>``.
-* Exchange 2007/2010: "Delivery has failed to these recipients or groups:" and
+* Exchange 2007/2010: "Delivery has failed to these recipients or groups:" (a warning
+  says "Delivery is delayed to these recipients or groups:") and
   "Diagnostic information for administrators:" with "Generating server:" and
   ``#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##``.
 * Exchange 2013-2019, Microsoft 365, Outlook.com: "Your message to ann@x couldn't be
@@ -29,8 +30,8 @@ FORMATS: tuple[TextFormat, ...] = (
         ),
     TextFormat(
         "exchange-2007",
-        pattern(r"Delivery has failed to these recipients or groups"),
-        start=pattern(r"Delivery has failed to these recipients or groups:"),
+        pattern(r"Delivery (?:has failed|is delayed) to these recipients or groups"),
+        start=pattern(r"Delivery (?:has failed|is delayed) to these recipients or groups:"),
         end=pattern(r"^Original message headers:", r"^Content-Type:[ \t]{0,5}message/rfc822"),
         ),
     TextFormat(

@@ -22,7 +22,7 @@ from daemon.mail.model import ParsedMessage
 _FEEDBACK_TYPES = frozenset({"message/feedback-report"})
 _REPORT_TYPE = re.compile(r"report-type\s{0,5}=\s{0,5}\"?feedback-report", re.I)
 
-_CHALLENGE = re.compile(
+_CHALLENGE = re.compile((
     r"confirm (?:that )?you are (?:a )?(?:human|real person|person)"
     r"|verify (?:that )?you are (?:a )?(?:human|real person|person|not a robot)"
     r"|prove (?:that )?you are (?:a )?(?:human|person)"
@@ -33,8 +33,8 @@ _CHALLENGE = re.compile(
     r"|spam ?arrest|boxbe|choicemail|mailblocks|i (?:am|'m) protected by"
     r"|(?:held|quarantined) (?:pending|until) (?:your )?(?:verification|confirmation)"
     r"|awaiting (?:your )?(?:verification|confirmation)"
-    r"|bestätigen sie, dass sie ein mensch sind|confirmez que vous êtes humain",
-    re.I)
+    r"|bestätigen sie, dass sie ein mensch sind|confirmez que vous êtes humain"
+    ).replace(" ", r"\s{1,3}"), re.I)  # the words may be wrapped onto the next line
 _CHALLENGE_HEADERS = ("x-boxbe-", "x-spamarrest", "x-challenge", "x-choicemail")
 
 

@@ -88,8 +88,7 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "gmx",
         pattern(r"Diese Nachricht wurde automatisch vom Mailsystem erzeugt",
-                r"konnte nicht (?:an den Empfänger |an folgende Empfänger )?zugestellt werden",
-                r"mout\.(?:gmx|web|kundenserver)\.", r"gmx|web\.de|1&1|ionos"),
+                r"mout\.(?:gmx|web|kundenserver)\."),
         start=pattern(r"Empfänger(?:adressen?)?[^\n]{0,60}:", r"following address(?:\(es\)|es)?"
                       r"[ \t\n]{1,5}failed:"),
         senders=pattern(r"(?:gmx\.(?:net|de|com|at|ch)|web\.de|kundenserver\.de|ionos\.\w{2,3}"

@@ -84,7 +84,7 @@ _PHRASES: tuple[tuple[str, str, str], ...] = (
      r"|name or service not known|host or domain name not found|nxdomain|unknown domain"
      r"|domain name not found|mx lookup failed|dns error|no route to domain"
      r"|couldn't find (?:the|a) (?:domain|host)|invalid domain|domain is not valid"
-     r"|domain could not be found|existiert nicht.{0,20}domain",
+     r"|domain could not be found|domain \S{1,255} (?:couldn't|could not) be found",
      "5.1.2"),
     ("user-unknown",
      r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
@@ -97,6 +97,7 @@ _PHRASES: tuple[tuple[str, str, str], ...] = (
      r"|is not a known user|invalid address|bad destination mailbox|addressee unknown"
      r"|unknown local[- ]part|unknown alias|user (?:name )?is not recognized"
      r"|the email account that you tried to reach does not exist|no account by that name"
+     r"|(?:doesn't|does not) have an? \S{1,64} account"
      r"|undeliverable address|benutzer unbekannt|unbekannter empfänger"
      r"|destinataire inconnu|utilisateur inconnu|usuario desconocido|utente sconosciuto"
      r"|onbekende gebruiker|okänd mottagare|宛先不明|存在しません|ユーザーが見つかりません",
@@ -116,7 +117,7 @@ _PHRASES: tuple[tuple[str, str, str], ...] = (
      r"|not permitted|not allowed|prohibited|relay (?:access )?denied|relaying denied"
      r"|refused|unsolicited|bulk mail|administrative prohibition|not authorized"
      r"|no permission|not a member|is not allowed to post|rejected posting|you are not"
-     r" allowed",
+     r" allowed|(?:was|were|is|been) rejected",
      "5.7.1"),
     ("filtered",
      r"filtered|filter rejected|rejected by (?:the )?(?:recipient'?s? )?(?:filter|rule)"
@@ -153,7 +154,7 @@ _BY_STATUS: tuple[tuple[str, str], ...] = (
 )
 
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d])")
-_BASIC = re.compile(r"(?<![\d.#-])([245][0-5]\d)(?=[ \-.:;,)\]]|$)", re.M)
+_BASIC = re.compile(r"(?<![\d.#\[-])([245][0-5]\d)(?=[ \-:;,)\]]|\.(?!\d)|$)", re.M)
 
 
 def reason_of(status: str | None, diagnostic: str | None) -> str | None:

@@ -49,7 +49,8 @@ _LABEL_ONLY = re.compile(r"[ \t]*[A-Za-z][A-Za-z ()'-]{0,40}:[ \t]*\Z")
 _HOST = re.compile(
     r"(?:\bhost|talking to|\bserver|\bMX|Generating server:|Remote[- ]MTA:?|mail exchanger|"
     r"Remote Server at|\bby)[ \t]{1,5}(?:dns;[ \t]?)?\[?([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]"
-    r"{1,63}){1,10})\.?\]?|<([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10}) #[245]\.",
+    r"{1,63}){1,10})\.?\]?|<([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10}) #[245]\."
+    r"|([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10})\.? ?\[\d{1,3}(?:\.\d{1,3}){3}\]",
     re.I)
 
 
@@ -84,7 +85,7 @@ def remote_host(text: str) -> str | None:
     match = _HOST.search(text[:MAX_SCAN])
     if match is None:
         return None
-    host = (match.group(1) or match.group(2)).lower()
+    host = (match.group(1) or match.group(2) or match.group(3)).lower()
     return host if "." in host and not host.replace(".", "").isdigit() else None
 
 

@@ -42,7 +42,7 @@ RETURNED = pattern(
     r"^[ \t]{0,10}(?:Original message headers|The original message headers|Original message"
     r" follows|Here is a copy of the first part of the message|Message headers follow)",
     r"^[ \t]{0,10}-{5,}[ \t]{0,5}(?:元のメッセージ|以下、元のメッセージ|原文)",
-    r"^Content-Type:[ \t]{0,5}message/rfc822",
+    r"^Content-Type:[ \t]{0,5}message/rfc822", r"^[ \t]{0,10}Message-I[Dd][ \t]{0,5}:",
 )
 
 _WARNING = pattern(
@@ -111,13 +111,19 @@ def read_format(fmt: TextFormat, msg: ParsedMessage, text: str, where: re.Match[
 
 
 def _section(fmt: TextFormat, text: str, where: re.Match[str] | None) -> str:
-    begin = where.end() if where is not None and where.string is text else 0
+    begin = 0
+    if where is not None and where.string is text:
+        begin = text.rfind("\n", 0, where.start()) + 1  # the line the signature is on
     if fmt.start is not None:
         started = fmt.start.search(text, begin, begin + MAX_SCAN)
         if started is not None:
             begin = started.end()
     stop_at = (fmt.end or RETURNED).search(text, begin, begin + MAX_SCAN)
     return text[begin:stop_at.start() if stop_at else begin + MAX_SCAN]
+
+
+# An SMTP reply anywhere ("The receiving server said: 550 5.7.1 ..."), to the end of line.
+_ANY_CODE = re.compile(r"(?<![\d.#-])[245][0-5]\d[ :-][^\n]{0,300}")
 
 
 def _inline(phrase: re.Pattern[str], text: str, exclude: frozenset[str]) -> list[Block]:
@@ -127,6 +133,9 @@ def _inline(phrase: re.Pattern[str], text: str, exclude: frozenset[str]) -> list
         if email and email not in exclude:
             line_end = text.find("\n\n", match.end(), match.end() + 1000)
             sentence = text[match.start():line_end if line_end > 0 else match.end() + 300]
+            if not _ANY_CODE.search(sentence):
+                reply = _ANY_CODE.search(text, match.end(), match.end() + 2000)
+                sentence += "\n" + reply.group(0) if reply else ""
             found.append(Block(email, " ".join(sentence.split())))
         if len(found) >= MAX_RECIPIENTS:
             break
