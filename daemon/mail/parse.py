@@ -10,7 +10,8 @@ Defects, by source:
 
 * headers: ``duplicate-header:<name>``, ``missing-header:from``,
   ``missing-header:message-id``, ``bad-message-id``, ``bad-address:<field>``,
-  ``multiple-from``, ``bad-date``, ``8bit-header``, ``mbox-from-line``,
+  ``multiple-from``, ``sender-repaired:<field>:<how>`` (see :mod:`daemon.mail.sender`),
+  ``bad-date``, ``8bit-header``, ``mbox-from-line``,
   ``missing-header-separator``, ``leading-continuation-line``;
 * structure: ``invalid-content-type``, ``multipart-without-boundary``,
   ``boundary-not-found``, ``multipart-not-closed``, ``nesting-too-deep``;
@@ -61,6 +62,7 @@ from daemon.mail.charset import decode_encoded_words, decode_text
 from daemon.mail.html import html_to_text, referenced_content_ids, sanitize_html
 from daemon.mail.mime import MimePart, decode_transfer, parse_params, parse_part, split_headers
 from daemon.mail.model import Address, Attachment, ParsedMessage
+from daemon.mail.sender import read_sender
 from daemon.mail.tnef import is_tnef, unpack_tnef
 
 # RFC 5322 §3.6: fields that may occur at most once.
@@ -116,10 +118,12 @@ def _parse(raw: bytes) -> ParsedMessage:
     first: dict[str, str] = {}
     for name, value in root.headers:
         first.setdefault(name, value)
+    sender, sender_source = read_sender(first, _addresses, defects)
     return ParsedMessage(
         message_id=_first_id(first.get("message-id"), defects),
         subject=" ".join(headers.get("subject", ("",))[0].split()),
-        from_=_single_address(first.get("from"), defects),
+        from_=sender,
+        from_source=sender_source,
         to=_addresses(first.get("to"), "to", defects),
         cc=_addresses(first.get("cc"), "cc", defects),
         reply_to=_addresses(first.get("reply-to"), "reply-to", defects),
@@ -236,13 +240,6 @@ def _address_pairs(value: str) -> list[tuple[str, str]]:
                 pairs.append((name.strip(), bracketed))
         return pairs
     return getaddresses([value])
-
-
-def _single_address(value: str | None, defects: list[str]) -> Address | None:
-    found = _addresses(value, "from", defects)
-    if len(found) > 1:
-        defects.append("multiple-from")
-    return found[0] if found else None
 
 
 def _date(value: str | None, defects: list[str]) -> datetime | None:
