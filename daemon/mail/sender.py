@@ -50,9 +50,9 @@ StrictParser = Callable[[str | None, str, list[str]], tuple[Address, ...]]
 _LOCAL = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
 _TOKEN = re.compile(rf"(?<![{_LOCAL}])[{_LOCAL}]{{1,64}}@[A-Za-z0-9](?:[A-Za-z0-9-]{{0,62}}+"
                     r"\.?+){0,20}+")
-_AT_WORD = re.compile(rf"<[ \t]{{0,3}}([{_LOCAL}]{{1,64}})[ \t]{{0,3}}(?:\(at\)|\[at\]|[ \t]at[ \t])"
-                      r"[ \t]{0,3}([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10})[ \t]{0,3}>",
-                      re.I)
+_AT_WORD = re.compile(
+    rf"<[ \t]{{0,3}}([{_LOCAL}]{{1,64}})[ \t]{{0,3}}(?:\(at\)|\[at\]|[ \t]at[ \t])"
+    r"[ \t]{0,3}([A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,10})[ \t]{0,3}>", re.I)
 _NO_DOMAIN = re.compile(r"<[ \t]{0,3}([A-Za-z0-9._%+-]{1,64})[ \t]{0,3}>")
 _ENCODED = re.compile(r"=\?[^?\s]{1,75}\?[bBqQ]\?[^?\s]{0,998}\?=")
 _QUOTED_PAIR = re.compile(r"\\(.)")
