@@ -58,7 +58,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 
-from daemon.mail.charset import decode_encoded_words, decode_text
+from daemon.mail.charset import decode_text
+from daemon.mail.headers import decode_encoded_words, first_subject, repair_headers
 from daemon.mail.html import html_to_text, referenced_content_ids, sanitize_html
 from daemon.mail.mime import MimePart, decode_transfer, parse_params, parse_part, split_headers
 from daemon.mail.model import Address, Attachment, ParsedMessage
@@ -97,6 +98,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def _parse(raw: bytes) -> ParsedMessage:
     root = parse_part(raw)
+    root.headers, repaired = repair_headers(raw, root)
+    root.defects += repaired
     defects: list[str] = []
     headers = _decoded_headers(root.headers, defects)
     body = _Body()
@@ -121,7 +124,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     sender, sender_source = read_sender(first, _addresses, defects)
     return ParsedMessage(
         message_id=_first_id(first.get("message-id"), defects),
-        subject=" ".join(headers.get("subject", ("",))[0].split()),
+        subject=first_subject(headers.get("subject", ())),
         from_=sender,
         from_source=sender_source,
         to=_addresses(first.get("to"), "to", defects),

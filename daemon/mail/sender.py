@@ -38,7 +38,7 @@ __all__ = ["MAX_VALUE", "SOURCES", "display_name", "read_sender"]
 import re
 from collections.abc import Callable, Mapping
 
-from daemon.mail.charset import decode_encoded_words
+from daemon.mail.headers import decode_encoded_words
 from daemon.mail.model import Address
 
 MAX_VALUE = 4096
