@@ -9,7 +9,7 @@ The package layout (one concept per module)::
       messages.py       values between actors (RawMessage, Outcome)
       errors.py         the exception tree
       actors/           maildir.py, imap.py (intake), processor.py, status.py
-      mail/             parse, classify, bounce, signed ids (bytes -> values)
+      mail/             parse, classify, bounces, signed ids (bytes -> values)
       crm/              mapping, followers, identify, importer (values -> objects)
       store/            the store protocol; SQLite and PostgreSQL
       http/             the Quart-Trio app

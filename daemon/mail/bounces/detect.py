@@ -12,7 +12,8 @@ Order of the checks, each recorded as a rule name in :attr:`BounceReport.rules`:
     headers: evidence, and the recipient list when nothing better exists.
 ``challenge.response``, ``list.held``
     A challenge-response / sender-verification mail, or a list holding a post for
-    moderation (only without a DSN part): not a bounce.
+    moderation (only without a DSN part, and only checked when something else suggested
+    a report): not a bounce.
 ``bounce.format.<name>`` and ``bounce.text``
     A text layout of :data:`~daemon.mail.bounces.registry.FORMATS` matched, from a
     mail system (see :func:`from_mail_system`) or from the format's own senders.
@@ -36,7 +37,7 @@ from daemon.mail.bounces.original import original_message_id
 from daemon.mail.bounces.registry import FORMATS
 from daemon.mail.bounces.report import BounceReport, TextFormat, pattern
 from daemon.mail.bounces.scan import addresses
-from daemon.mail.bounces.text import read_format, report_text, signature_match
+from daemon.mail.bounces.text import Head, folded, read_format, signature_match
 from daemon.mail.model import BounceInfo, ParsedMessage
 
 _FALLBACK = TextFormat("fallback", pattern(r"(?!)"))
@@ -68,11 +69,7 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     if is_feedback_report(msg):
         return BounceReport((), ("feedback.arf",), format="arf", complaint=True)
     rules: list[str] = []
-    original = original_message_id(msg)
     reports = [part for part in msg.attachments if part.content_type in DSN_TYPES]
-    recipients: list[BounceInfo] = []
-    for part in reports:
-        recipients += parse_delivery_status(part.data, original_message_id=original)
     if reports:
         rules.append("bounce.dsn")
     failed_header = msg.header("x-failed-recipients")
@@ -80,30 +77,40 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
         rules.append("bounce.x-failed-recipients")
     if msg.header("x-ms-exchange-message-is-ndr") is not None:
         rules.append("bounce.exchange-ndr")
-    if not recipients and is_challenge(msg):
-        return BounceReport((), (*rules, "challenge.response"), challenge=True)
-    text = report_text(msg)
-    if not recipients and (HELD.search(msg.subject[:1000]) or HELD.search(text, 0, 4096)):
-        return BounceReport((), (*rules, "list.held"), challenge=True)
     system = from_mail_system(msg)
+    candidates = FORMATS if system else _by_sender(msg)
+    if not (rules or candidates):
+        return None  # mail from a person: nothing below could fire
+    original = original_message_id(msg)
+    recipients: list[BounceInfo] = []
+    for part in reports:
+        recipients += parse_delivery_status(part.data, original_message_id=original)
+    head = Head.of(msg)
     exclude = _ours(msg)
     name = "rfc3464" if recipients else None
+    found: tuple[TextFormat, int] | None = None
     if not recipients:
-        for fmt in FORMATS:
-            where = signature_match(fmt, msg, text)
-            if where is None or not (system or _sender_matches(fmt, msg)):
-                continue
-            recipients = read_format(fmt, msg, text, where, exclude, original)
-            rules += [f"bounce.format.{fmt.name}", "bounce.text"]
-            name = fmt.name
-            break
-    if system and SUBJECT.search(msg.subject[:1000]):
+        found = next(((f, at) for f in candidates
+                      if (at := signature_match(f, head)) is not None), None)
+    if system and head.in_subject(SUBJECT):
         rules.append("bounce.subject")
+    if not recipients and (head.in_subject(HELD) or head.search(HELD) is not None):
+        return BounceReport((), (*rules, "list.held"), challenge=True)
+    if not rules and found is None:
+        return None
+    if not recipients and is_challenge(msg, head):
+        return BounceReport((), (*rules, "challenge.response"), challenge=True)
+    text = head.text
+    if found is not None:
+        fmt, begin = found
+        recipients = read_format(fmt, msg, text, begin, exclude, original)
+        rules += [f"bounce.format.{fmt.name}", "bounce.text"]
+        name = fmt.name
     if not rules:
         return None
     if not recipients:
         listed = [e for e in addresses(failed_header or "") if e not in exclude]
-        recipients = read_format(_FALLBACK, msg, text, None, exclude, original)
+        recipients = read_format(_FALLBACK, msg, text, 0, exclude, original)
         if listed:
             recipients = [_listed(e, recipients) for e in listed]
     return BounceReport(tuple(recipients), tuple(dict.fromkeys(rules)), format=name)
@@ -128,11 +135,23 @@ def _ours(msg: ParsedMessage) -> frozenset[str]:
     return frozenset(own)
 
 
-def _sender_matches(fmt: TextFormat, msg: ParsedMessage) -> bool:
+# One pass over the sender for all formats' sender patterns: mail from a person (nearly
+# all mail) is answered by this one search instead of one per format.
+_ANY_SENDER = re.compile("|".join(f"(?:{f.senders.pattern})" for f in FORMATS if f.senders),
+                         re.I | re.M)
+
+
+def _by_sender(msg: ParsedMessage) -> tuple[TextFormat, ...]:
+    """The formats whose own senders pattern matches the From address or name."""
     sender = msg.from_
-    if fmt.senders is None or sender is None:
-        return False
-    return bool(fmt.senders.search(sender.email) or fmt.senders.search(sender.name[:200]))
+    if sender is None:
+        return ()
+    email, name = sender.email.lower(), sender.name[:200].lower()
+    combined = folded(_ANY_SENDER)
+    if not (combined.search(email) or combined.search(name)):
+        return ()
+    return tuple(f for f in FORMATS if f.senders is not None
+                 and (folded(f.senders).search(email) or folded(f.senders).search(name)))
 
 
 _SYSTEM_LOCAL = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mdaemon|"
@@ -162,4 +181,4 @@ def from_mail_system(msg: ParsedMessage) -> bool:
     if sender is None:
         return False
     return bool(_SYSTEM_LOCAL.match(sender.email.split("@", 1)[0][:300])
-                or _SYSTEM_NAME.search(sender.name[:300]))
+                or (sender.name and folded(_SYSTEM_NAME).search(sender.name[:300].lower())))

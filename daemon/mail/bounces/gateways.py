@@ -25,27 +25,22 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "mxlogic",
         pattern(r"mxlogic|McAfee"),
-        inline=pattern(r"deliver (?:your )?message to:?[ \t\n]{0,5}"),
-        senders=pattern(r"mxlogic\.(?:net|com)$|mcafee\.com$")),
+        inline=pattern(r"deliver (?:your )?message to:?[ \t\n]{0,5}")),
     TextFormat(
         "interscan",
         pattern(r"InterScan|Trend Micro", r"Unable to deliver message to <",
                 r"^Sent <<< RCPT TO:"),
-        inline=pattern(r"Unable to deliver message to ", r"Sent <<< RCPT TO:[ \t]{0,5}"),
-        senders=pattern(r"interscan|trend ?micro")),
+        inline=pattern(r"Unable to deliver message to ", r"Sent <<< RCPT TO:[ \t]{0,5}")),
     TextFormat(
         "barracuda",
         pattern(r"Barracuda"),
-        inline=pattern(r"Your message to:?[ \t]{0,5}", r"Recipient:[ \t]{0,5}"),
-        senders=pattern(r"barracuda")),
+        inline=pattern(r"Your message to:?[ \t]{0,5}", r"Recipient:[ \t]{0,5}")),
     TextFormat(
         "sophos",
         pattern(r"Sophos|PureMessage"),
-        start=pattern(r"following recipients? (?:could not be|was not|were not) delivered:?"),
-        senders=pattern(r"sophos")),
+        start=pattern(r"following recipients? (?:could not be|was not|were not) delivered:?")),
     TextFormat(
         "mailfoundry",
         pattern(r"MailFoundry"),
-        start=pattern(r"Delivery failed for the following recipients?:"),
-        senders=pattern(r"mailfoundry")),
+        start=pattern(r"Delivery failed for the following recipients?:")),
 )

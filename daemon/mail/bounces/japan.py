@@ -29,21 +29,16 @@ FORMATS: tuple[TextFormat, ...] = (
         pattern(r"Your mail sent on:?[^\n]{0,100}\n?[ \t]{0,20}was not delivered to:?",
                 r"ezweb\.ne\.jp|\bau\.com|\bkddi\.com", r"The user\(s\) account is"),
         start=pattern(r"was not delivered to:?", r"^[ \t]{0,20}because:?"),
-        inline=pattern(r"was not delivered to:?[ \t]{0,5}"),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?(?:ezweb\.ne\.jp|au\.com|kddi\.com)$")),
+        inline=pattern(r"was not delivered to:?[ \t]{0,5}")),
     TextFormat(
         "docomo",
         pattern(r"docomo\.ne\.jp"),
-        start=pattern(r"^[ \t]{1,40}The mail system[ \t]*$"),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?docomo\.ne\.jp$")),
+        start=pattern(r"^[ \t]{1,40}The mail system[ \t]*$")),
     TextFormat(
         "softbank",
-        pattern(r"softbank\.ne\.jp|i\.softbank\.jp|disney\.ne\.jp|vodafone\.ne\.jp"),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?(?:softbank\.ne\.jp|softbank\.jp"
-                        r"|disney\.ne\.jp|vodafone\.ne\.jp)$")),
+        pattern(r"softbank\.ne\.jp|i\.softbank\.jp|disney\.ne\.jp|vodafone\.ne\.jp")),
     TextFormat(
         "biglobe",
-        pattern(r"biglobe\.ne\.jp|BIGLOBE"),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?biglobe\.ne\.jp$")),
+        pattern(r"biglobe\.ne\.jp|BIGLOBE")),
     TextFormat("japanese", pattern(_JAPANESE)),
 )

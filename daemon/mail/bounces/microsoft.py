@@ -41,6 +41,5 @@ FORMATS: tuple[TextFormat, ...] = (
                 r"Diagnostic information for administrators"),
         start=pattern(r"Diagnostic information for administrators:"),
         end=pattern(r"^Original message headers:", r"^Content-Type:[ \t]{0,5}message/rfc822"),
-        inline=pattern(r"Your message to ", r"wasn't delivered to "),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?(?:onmicrosoft|outlook|hotmail|live)\.com$")),
+        inline=pattern(r"Your message to ", r"wasn't delivered to ")),
 )

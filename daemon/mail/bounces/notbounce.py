@@ -17,6 +17,7 @@ __all__ = ["is_challenge", "is_feedback_report"]
 
 import re
 
+from daemon.mail.bounces.text import Head
 from daemon.mail.model import ParsedMessage
 
 _FEEDBACK_TYPES = frozenset({"message/feedback-report"})
@@ -42,11 +43,12 @@ def is_feedback_report(msg: ParsedMessage) -> bool:
     """True for an ARF feedback report (RFC 5965)."""
     if any(a.content_type in _FEEDBACK_TYPES for a in msg.attachments):
         return True
-    return any(_REPORT_TYPE.search(v[:2000]) for v in msg.headers.get("content-type", ()))
+    return any("feedback-report" in v[:2000].lower() and _REPORT_TYPE.search(v[:2000])
+               for v in msg.headers.get("content-type", ()))
 
 
-def is_challenge(msg: ParsedMessage) -> bool:
+def is_challenge(msg: ParsedMessage, head: Head) -> bool:
     """True for a challenge-response or sender-verification request."""
     if any(name.startswith(_CHALLENGE_HEADERS) for name in msg.headers):
         return True
-    return bool(_CHALLENGE.search(msg.subject[:1000]) or _CHALLENGE.search(msg.text[:8192]))
+    return head.in_subject(_CHALLENGE) or head.search(_CHALLENGE) is not None

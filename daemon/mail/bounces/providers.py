@@ -32,8 +32,7 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "google-groups",
         pattern(r"the group you tried to contact \([^)\n]{1,200}\) may not exist"),
-        inline=pattern(r"wasn't delivered to ", r"Your message to "),
-        senders=pattern(r"googlegroups\.com$|google\.com$|googlemail\.com$")),
+        inline=pattern(r"wasn't delivered to ", r"Your message to ")),
     TextFormat(
         "gmail",
         pattern(r"Delivery to the following recipients? failed permanently",
@@ -41,15 +40,13 @@ FORMATS: tuple[TextFormat, ...] = (
                 r"Your message wasn't delivered to ", r"Google tried to deliver your message",
                 r"The response from the remote server was:"),
         start=pattern(r"failed permanently:"),
-        inline=pattern(r"Your message wasn't delivered to ", r"wasn't delivered to "),
-        senders=pattern(r"@(?:googlemail|gmail|google)\.com$")),
+        inline=pattern(r"Your message wasn't delivered to ", r"wasn't delivered to ")),
     TextFormat(
         "yahoo",
         pattern(r"Sorry, we were unable to deliver your message to the following address",
                 r"Message from yahoo\.com\.", r"Unable to deliver message to the following"
                 r" address"),
-        start=pattern(r"to the following address(?:\(es\)|es)?\.?"),
-        senders=pattern(r"@(?:[a-z0-9-]{1,63}\.)?(?:yahoo|yahoodns|aol|verizonmedia)\.")),
+        start=pattern(r"to the following address(?:\(es\)|es)?\.?")),
     TextFormat(
         "amazon-ses",
         pattern(r"An error occurred while trying to deliver the mail to the following"
@@ -76,21 +73,17 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "zoho",
         pattern(r"zoho", r"Your message to \S{1,320} could not be delivered"),
-        inline=pattern(r"Your message to ", r"could not be delivered to "),
-        senders=pattern(r"zoho(?:mail)?\.(?:com|eu|in)$")),
+        inline=pattern(r"Your message to ", r"could not be delivered to ")),
     TextFormat(
         "yandex",
         pattern(r"Сообщение не доставлено|Ваше сообщение не (?:было )?доставлено",
                 r"не может быть доставлено", r"yandex"),
         inline=pattern(r"не (?:было )?доставлено (?:по адресу|получателю)[:]?[ \t]{0,5}",
-                       r"recipient[:]?[ \t]{0,5}"),
-        senders=pattern(r"yandex\.(?:ru|com|net)$|ya\.ru$")),
+                       r"recipient[:]?[ \t]{0,5}")),
     TextFormat(
         "gmx",
         pattern(r"Diese Nachricht wurde automatisch vom Mailsystem erzeugt",
                 r"mout\.(?:gmx|web|kundenserver)\."),
         start=pattern(r"Empfänger(?:adressen?)?[^\n]{0,60}:", r"following address(?:\(es\)|es)?"
-                      r"[ \t\n]{1,5}failed:"),
-        senders=pattern(r"(?:gmx\.(?:net|de|com|at|ch)|web\.de|kundenserver\.de|ionos\.\w{2,3}"
-                        r"|1and1\.\w{2,3})$")),
+                      r"[ \t\n]{1,5}failed:")),
 )

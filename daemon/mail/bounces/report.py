@@ -105,7 +105,9 @@ class TextFormat:
             sentence ("Your message to ann@x couldn't be delivered").
         senders: searched in the From address and display name: a sender that
             identifies the system even when the usual mail-system signs (null
-            Return-Path, MAILER-DAEMON) are missing.
+            Return-Path, MAILER-DAEMON) are missing. Only for senders that are never a
+            person (a sending service's bounce domain, a list's ``-owner`` address): a
+            provider's domain (gmail.com, docomo.ne.jp) is where customers write from.
         in_subject: the signature also counts when found in the subject.
     """
 

@@ -20,8 +20,7 @@ FORMATS: tuple[TextFormat, ...] = (
         "domino",
         pattern(r"was not delivered to:", r"not listed in (?:Domino Directory|public Name"
                 r" (?:&|and) Address Book)", r"Lotus Notes|Lotus Domino|Domino Directory"),
-        start=pattern(r"was not delivered to:"),
-        senders=pattern(r"domino|notes")),
+        start=pattern(r"was not delivered to:")),
     TextFormat(
         "imail",
         pattern(r"Failed to deliver to '", r"SMTP module\(domain [^)\n]{1,255}\) reports:",

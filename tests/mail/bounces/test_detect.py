@@ -148,3 +148,28 @@ def test_from_mail_system() -> None:
                           from_=Address("x@y", "Mail Delivery Subsystem"))
     assert from_mail_system(named)
     assert not from_mail_system(ParsedMessage(message_id=None, subject="", from_=None))
+
+
+def test_customers_of_providers_and_gateway_vendors_are_people() -> None:
+    """A provider's or vendor's domain is where customers write from: never a bounce sign."""
+    text = ("Hi, your reply wasn't delivered to me, The response from the remote server was:\n"
+            "550 5.1.1 User unknown. We use Sophos and Barracuda here.\n")
+    for sender in ("anna@gmail.com", "ken@docomo.ne.jp", "it@sophos.example", "bo@yahoo.com",
+                   "li@outlook.com", "olga@yandex.ru", "max@gmx.net"):
+        assert detect_bounce(message(text, sender=sender, subject="Re: Undeliverable")) is None
+
+
+def test_service_and_list_senders_count_without_mail_system_signs() -> None:
+    text = ("This is an automatically generated Delivery Status Notification.\n\n"
+            "Delivery to the following recipient failed permanently:\n\n    u@x.example\n\n"
+            "Technical details: 550 5.1.1 no such user\n")
+    info = parse_bounce(message(text, sender="pm-bounces@postmarkapp.com"))
+    assert info is not None and (info.recipient, info.reason) == ("u@x.example", "user-unknown")
+
+
+def test_challenge_words_in_a_real_dsn_do_not_hide_the_bounce() -> None:
+    dsn = Attachment("d.txt", "message/delivery-status", DSN)
+    msg = message("Please confirm you are human and ask to be added to my approved senders list",
+                  attachments=(dsn,))
+    report = detect_bounce(msg)
+    assert report is not None and not report.challenge and len(report.failed) == 1
