@@ -150,3 +150,16 @@ async def test_delay_warning_records_no_error(make_harness):
     assert "bounce.delayed" in outcome.rules
     assert await h.find("conversationmessageerror") == []
     assert (await h.one("follower", email="lisa@acme.example")).get("failing") is not True
+
+
+async def test_a_later_success_report_clears_nothing(make_harness):
+    h = await make_harness(runtime={"allowAutomaticEmails": True})
+    await _two_followers(h)
+    await h.feed(DSN_TWO.replace("\n", "\r\n").encode())
+    ok = "Action: delivered\nStatus: 2.0.0"
+    delivered = (DSN_TWO.replace("Action: failed\nStatus: 5.1.1", ok)
+                 .replace("Action: failed\nStatus: 5.2.2", ok).replace("dsn-two@", "dsn-three@"))
+    outcome = await h.feed(delivered.replace("\n", "\r\n").encode())
+    assert "bounce.delivered" in outcome.rules
+    assert len(await h.find("conversationmessageerror")) == 2  # still there, to be resolved
+    assert (await h.one("follower", email="lisa@acme.example")).get("failing") is True
