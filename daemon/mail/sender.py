@@ -109,6 +109,8 @@ def _parsed(value: str, field: str, strict: StrictParser, defects: list[str]) ->
     if not found:
         return None
     first = found[0]
+    if not any(c in first.name for c in "\"'()\\"):
+        return first  # the strict parser already decoded, unquoted and folded the name
     return Address(first.email, display_name(first.name, first.email))
 
 
