@@ -30,7 +30,7 @@ __all__ = ["detect_bounce", "from_mail_system", "parse_bounce"]
 import re
 
 from daemon.mail.bounces.dsn import DSN_TYPES, parse_delivery_status
-from daemon.mail.bounces.generic import SUBJECT
+from daemon.mail.bounces.generic import is_report_subject
 from daemon.mail.bounces.lists import HELD
 from daemon.mail.bounces.notbounce import is_challenge, is_feedback_report
 from daemon.mail.bounces.original import original_message_id
@@ -81,7 +81,7 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     candidates = FORMATS if system else _by_sender(msg)
     if not (rules or candidates):
         return None  # mail from a person: nothing below could fire
-    original = original_message_id(msg)
+    original = original_message_id(msg) if reports else None
     recipients: list[BounceInfo] = []
     for part in reports:
         recipients += parse_delivery_status(part.data, original_message_id=original)
@@ -92,12 +92,14 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
     if not recipients:
         found = next(((f, at) for f in candidates
                       if (at := signature_match(f, head)) is not None), None)
-    if system and head.in_subject(SUBJECT):
+    if system and is_report_subject(head):
         rules.append("bounce.subject")
     if not recipients and (head.in_subject(HELD) or head.search(HELD) is not None):
         return BounceReport((), (*rules, "list.held"), challenge=True)
     if not rules and found is None:
         return None
+    if not reports:
+        original = original_message_id(msg)
     if not recipients and is_challenge(msg, head):
         return BounceReport((), (*rules, "challenge.response"), challenge=True)
     text = head.text
@@ -135,23 +137,20 @@ def _ours(msg: ParsedMessage) -> frozenset[str]:
     return frozenset(own)
 
 
-# One pass over the sender for all formats' sender patterns: mail from a person (nearly
-# all mail) is answered by this one search instead of one per format.
-_ANY_SENDER = re.compile("|".join(f"(?:{f.senders.pattern})" for f in FORMATS if f.senders),
-                         re.I | re.M)
+# Every format's sender marks at once: mail from a person (nearly all mail) is answered
+# by a few substring tests.
+_ALL_SENDER_MARKS = tuple(dict.fromkeys(mark for f in FORMATS for mark in f.senders))
 
 
 def _by_sender(msg: ParsedMessage) -> tuple[TextFormat, ...]:
-    """The formats whose own senders pattern matches the From address or name."""
+    """The formats whose sender marks occur in the From address or display name."""
     sender = msg.from_
     if sender is None:
         return ()
-    email, name = sender.email.lower(), sender.name[:200].lower()
-    combined = folded(_ANY_SENDER)
-    if not (combined.search(email) or combined.search(name)):
+    key = f"{sender.email}\n{sender.name[:200]}".lower()
+    if not any(mark in key for mark in _ALL_SENDER_MARKS):
         return ()
-    return tuple(f for f in FORMATS if f.senders is not None
-                 and (folded(f.senders).search(email) or folded(f.senders).search(name)))
+    return tuple(f for f in FORMATS if any(mark in key for mark in f.senders))
 
 
 _SYSTEM_LOCAL = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mdaemon|"

@@ -29,7 +29,7 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "interscan",
         pattern(r"InterScan|Trend Micro", r"Unable to deliver message to <",
-                r"^Sent <<< RCPT TO:"),
+                r"Sent <<< RCPT TO:"),
         inline=pattern(r"Unable to deliver message to ", r"Sent <<< RCPT TO:[ \t]{0,5}")),
     TextFormat(
         "barracuda",

@@ -7,9 +7,10 @@ bounce to support is a person writing, not a bounce.
 
 from __future__ import annotations
 
-__all__ = ["FORMATS", "SUBJECT"]
+__all__ = ["FORMATS", "SUBJECT", "is_report_subject"]
 
 from daemon.mail.bounces.report import TextFormat, pattern
+from daemon.mail.bounces.text import Head
 
 UNDELIVERABLE = (
     # English
@@ -32,18 +33,29 @@ UNDELIVERABLE = (
     r"无法投递|退信|邮件投递失败|未能送达|無法傳遞|傳送失敗",
 )
 SUBJECT = pattern(
-    r"^\W{0,5}(?:Undelivered Mail Returned to Sender|Undeliver(?:able|ed)\b|"
-    r"Delivery Status Notification|Mail delivery failed|DELIVERY FAILURE|"
-    r"Delivery Failure|Returned mail|failure notice|Mail System Error|"
-    r"Non[- ]?deliver(?:y|able)|Unzustellbar|Non remis|Onbestelbaar|"
-    r"No se puede entregar|Non recapitabile|Olevererbart|Kan ikke leveres|"
-    r"Warning: could not send message|Delayed Mail|Delivery delayed|"
-    r"Permanent Delivery Failure|Delivery Notification|Message delivery has failed|"
-    r"Mail could not be delivered|Nondeliverable mail|Undeliverable mail|"
-    r"Rejected posting|Returned to sender|Benachrichtigung zum Übermittlungsstatus|"
-    r"Notification d'état de remise|Недоставленное сообщение|"
-    r"Mail Delivery Failure|Delivery report|Address not found|Message not delivered)")
-"""Subjects of delivery reports (English and local variants), read from mail systems only."""
+    r"Undelivered Mail Returned to Sender", r"Undeliver(?:able|ed)\b",
+    r"Delivery Status Notification", r"Mail delivery failed", r"DELIVERY FAILURE",
+    r"Delivery Failure", r"Returned mail",
+    r"failure notice", r"Mail System Error", r"Non[- ]?deliver(?:y|able)", r"Unzustellbar",
+    r"Non remis", r"Onbestelbaar", r"No se puede entregar", r"Non recapitabile", r"Olevererbart",
+    r"Kan ikke leveres", r"Warning: could not send message", r"Delayed Mail", r"Delivery delayed",
+    r"Permanent Delivery Failure", r"Delivery Notification", r"Message delivery has failed",
+    r"Mail could not be delivered", r"Nondeliverable mail", r"Undeliverable mail",
+    r"Rejected posting", r"Returned to sender", r"Benachrichtigung zum Übermittlungsstatus",
+    r"Notification d'état de remise", r"Недоставленное сообщение", r"Mail Delivery Failure",
+    r"Delivery report", r"Address not found", r"Message not delivered")
+"""Subjects of delivery reports (English and local variants), read from mail systems only.
+
+Each phrase must open the subject (after at most five non-word characters, see
+:func:`is_report_subject`); the phrases are kept as plain branches so that each is
+found by a fast literal scan."""
+
+
+def is_report_subject(head: Head) -> bool:
+    """True when the subject opens with one of :data:`SUBJECT`'s phrases."""
+    start = head.subject_start(SUBJECT)
+    return start is not None and start <= 5 and not any(
+        ch.isalnum() or ch == "_" for ch in head.subject[:start])
 
 FORMATS: tuple[TextFormat, ...] = (
     TextFormat("generic", pattern(*UNDELIVERABLE), in_subject=False),

@@ -27,7 +27,7 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "au-kddi",
         pattern(r"Your mail sent on:?[^\n]{0,100}\n?[ \t]{0,20}was not delivered to:?",
-                r"ezweb\.ne\.jp|\bau\.com|\bkddi\.com", r"The user\(s\) account is"),
+                r"ezweb\.ne\.jp|@au\.com|kddi\.com", r"The user\(s\) account is"),
         start=pattern(r"was not delivered to:?", r"^[ \t]{0,20}because:?"),
         inline=pattern(r"was not delivered to:?[ \t]{0,5}")),
     TextFormat(

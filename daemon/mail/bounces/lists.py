@@ -25,12 +25,12 @@ FORMATS: tuple[TextFormat, ...] = (
                 r"Your message (?:for|to) (?:the )?(?:list )?\S{1,200}(?: mailing[- ]list)?"
                 r" (?:was|has been) rejected", r"Rejected posting to"),
         inline=pattern(r"Your message to the ", r"Your message (?:for|to) (?:the )?list "),
-        senders=pattern(r"-(?:owner|bounces|admin|request)@|^(?:mailman|sympa|listserv)")),
+        senders=("-owner@", "-bounces@", "-admin@", "-request@", "mailman", "sympa", "listserv")),
     TextFormat(
         "fml",
         pattern(r"You are not a member of (?:this|the) mailing list",
-                r"\bfml\b[^\n]{0,40}(?:rejected|not a member|deny)",
+                r"fml\b[^\n]{0,40}(?:rejected|not a member|deny)",
                 r"are not members? of (?:the )?ML"),
         inline=pattern(r"mailing list[ \t]{0,5}<?", r"members? of (?:the )?ML[ \t]{0,5}<?"),
-        senders=pattern(r"-(?:admin|ctl|owner)@|^fml")),
+        senders=("-admin@", "-ctl@", "-owner@", "fml")),
 )

@@ -36,7 +36,7 @@ FORMATS: tuple[TextFormat, ...] = (
     TextFormat(
         "gmail",
         pattern(r"Delivery to the following recipients? failed permanently",
-                r"\*\* Address not found \*\*", r"\*\* Message not delivered \*\*",
+                r"Address not found \*\*", r"Message not delivered \*\*",
                 r"Your message wasn't delivered to ", r"Google tried to deliver your message",
                 r"The response from the remote server was:"),
         start=pattern(r"failed permanently:"),
@@ -52,24 +52,24 @@ FORMATS: tuple[TextFormat, ...] = (
         pattern(r"An error occurred while trying to deliver the mail to the following"
                 r" recipients"),
         start=pattern(r"to the following recipients:"),
-        senders=pattern(r"amazonses\.com$|amazonaws\.com$")),
+        senders=("@amazonses.com", ".amazonses.com", "amazonaws.com")),
     TextFormat(
         "sendgrid",
         pattern(r"sendgrid", r"Your message could not be delivered to "),
         inline=pattern(r"could not be delivered to "),
-        senders=pattern(r"sendgrid\.(?:net|com)$")),
+        senders=("sendgrid.net", "sendgrid.com")),
     TextFormat(
         "mailgun",
         pattern(r"mailgun", r"Delivery to the following recipients? failed\.?"),
         start=pattern(r"Delivery to the following recipients? failed\.?"),
-        senders=pattern(r"mailgun\.(?:org|net|com)$")),
+        senders=("mailgun.org", "mailgun.net", "mailgun.com")),
     TextFormat(
         "postmark",
         pattern(r"postmarkapp", r"This is an automatically generated Delivery Status"
                 r" Notification"),
         start=pattern(r"Delivery to the following recipients? failed(?: permanently)?:?"),
         inline=pattern(r"could not be delivered to "),
-        senders=pattern(r"postmarkapp\.com$|pm-bounces")),
+        senders=("postmarkapp.com", "pm-bounces")),
     TextFormat(
         "zoho",
         pattern(r"zoho", r"Your message to \S{1,320} could not be delivered"),

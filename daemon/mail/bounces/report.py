@@ -103,11 +103,12 @@ class TextFormat:
             markers.
         inline: phrases followed, within 200 characters, by a recipient inside a
             sentence ("Your message to ann@x couldn't be delivered").
-        senders: searched in the From address and display name: a sender that
-            identifies the system even when the usual mail-system signs (null
-            Return-Path, MAILER-DAEMON) are missing. Only for senders that are never a
-            person (a sending service's bounce domain, a list's ``-owner`` address): a
-            provider's domain (gmail.com, docomo.ne.jp) is where customers write from.
+        senders: lower-case substrings of the From address or display name that identify
+            the system even when the usual mail-system signs (null Return-Path,
+            MAILER-DAEMON) are missing. Plain substrings, not patterns: every message
+            is checked against them. Only for senders that are never a person (a
+            sending service's bounce domain, a list's ``-owner`` address): a provider's
+            domain (gmail.com, docomo.ne.jp) is where customers write from.
         in_subject: the signature also counts when found in the subject.
     """
 
@@ -116,7 +117,7 @@ class TextFormat:
     start: re.Pattern[str] | None = None
     end: re.Pattern[str] | None = None
     inline: re.Pattern[str] | None = None
-    senders: re.Pattern[str] | None = None
+    senders: tuple[str, ...] = ()
     in_subject: bool = True
 
 

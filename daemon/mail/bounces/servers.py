@@ -26,7 +26,7 @@ FORMATS: tuple[TextFormat, ...] = (
         pattern(r"Failed to deliver to '", r"SMTP module\(domain [^)\n]{1,255}\) reports:",
                 r"Internet Mail Delivery"),
         inline=pattern(r"Failed to deliver to '", r"Unknown user: "),
-        senders=pattern(r"internet mail delivery")),
+        senders=("internet mail delivery",)),
     TextFormat(
         "mdaemon",
         pattern(r"The attached message had PERMANENT fatal delivery errors",
@@ -35,5 +35,5 @@ FORMATS: tuple[TextFormat, ...] = (
         start=pattern(r"--- Session Transcript ---"),
         inline=pattern(r"RCPT TO:[ \t]{0,5}<?", r"The following recipients? (?:could not"
                        r" be|was not) delivered:?[ \t\n]{0,5}"),
-        senders=pattern(r"^mdaemon@")),
+        senders=("mdaemon@",)),
 )

@@ -108,6 +108,11 @@ class Head:
     def in_subject(self, pattern: re.Pattern[str]) -> bool:
         return any(branch.search(self.subject) for branch in branches(pattern))
 
+    def subject_start(self, pattern: re.Pattern[str]) -> int | None:
+        """The start of ``pattern``'s first match in the (lower-cased) subject, or None."""
+        starts = [m.start() for b in branches(pattern) if (m := b.search(self.subject))]
+        return min(starts) if starts else None
+
 
 @functools.lru_cache(maxsize=512)
 def branches(pattern: re.Pattern[str]) -> tuple[re.Pattern[str], ...]:

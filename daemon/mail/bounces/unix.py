@@ -31,24 +31,24 @@ FORMATS: tuple[TextFormat, ...] = (
         ),
     TextFormat(
         "courier",
-        pattern(r"running the Courier mail server", r"^[ \t]{0,40}UNDELIVERABLE MAIL"),
+        pattern(r"running the Courier mail server", r"UNDELIVERABLE MAIL[ \t]*$"),
         start=pattern(r"cannot be delivered:", r"UNDELIVERABLE MAIL")),
     TextFormat(
         "postfix",
-        pattern(r"This is the mail system at host", r"^[ \t]{1,40}The mail system[ \t]*$",
+        pattern(r"This is the mail system at host", r"The mail system[ \t]*$",
                 r"This is the Postfix program at host"),
         start=pattern(r"^[ \t]{1,40}The mail system[ \t]*$")),
     TextFormat(
         "exim",
         pattern(r"This message was created automatically by mail delivery software",
-                r"following address(?:\(es\)|es)? failed", r"^[ \t]{0,10}-{6} This is a copy"
-                r" of the message, including all the headers"),
+                r"following address(?:\(es\)|es)? failed", r"This is a copy of the message,"
+                r" including all the headers"),
         start=pattern(r"following address(?:\(es\)|es)?[ \t\n]{1,5}failed:",
                       r"recipients?\. This is a permanent error\.")),
     TextFormat(
         "sendmail",
-        pattern(r"-{3,} The following addresses had (?:permanent fatal|delivery|transient"
-                r" non-fatal) errors", r"-{3,} Transcript of session follows",
+        pattern(r"The following addresses had (?:permanent fatal|delivery|transient"
+                r" non-fatal) errors", r"Transcript of session follows",
                 r"Returned mail: (?:see transcript|User unknown|Host unknown|Service unavailable"
                 r"|Cannot send message|Deferred|Unable to deliver)",
                 r"The original message was received at"),
