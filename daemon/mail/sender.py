@@ -83,14 +83,16 @@ def read_sender(first: Mapping[str, str], strict: StrictParser, defects: list[st
 
 
 def _read(field: str, value: str, strict: StrictParser, defects: list[str]) -> Address | None:
+    found = _parsed(value, field, strict, defects)
+    if found is not None and "=?" not in found.name:
+        return found  # the common case: one strict parse
     if "=?" in value and "@" not in _ENCODED.sub("", value):
         decoded = decode_encoded_words(value)
         if "@" in decoded:
-            found = _parsed(decoded, field, strict, defects) or _token(decoded)
-            if found is not None:
+            repaired = _parsed(decoded, field, strict, []) or _token(decoded)
+            if repaired is not None:
                 defects.append(f"sender-repaired:{field}:encoded-address")
-                return found
-    found = _parsed(value, field, strict, defects)
+                return repaired
     if found is not None:
         return found
     for how, repair in (("address-token", _token), ("at-word", _at_word),

@@ -148,9 +148,9 @@ def _by_sender(msg: ParsedMessage) -> tuple[TextFormat, ...]:
     if sender is None:
         return ()
     key = f"{sender.email}\n{sender.name[:200]}".lower()
-    if not any(mark in key for mark in _ALL_SENDER_MARKS):
+    if not any(map(key.__contains__, _ALL_SENDER_MARKS)):
         return ()
-    return tuple(f for f in FORMATS if any(mark in key for mark in f.senders))
+    return tuple(f for f in FORMATS if any(map(key.__contains__, f.senders)))
 
 
 _SYSTEM_LOCAL = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mdaemon|"
