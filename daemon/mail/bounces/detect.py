@@ -37,7 +37,7 @@ from daemon.mail.bounces.original import original_message_id
 from daemon.mail.bounces.registry import FORMATS
 from daemon.mail.bounces.report import BounceReport, TextFormat, pattern
 from daemon.mail.bounces.scan import addresses
-from daemon.mail.bounces.text import Head, folded, read_format, signature_match
+from daemon.mail.bounces.text import Head, prefixed, read_format, signature_match
 from daemon.mail.model import BounceInfo, ParsedMessage
 
 _FALLBACK = TextFormat("fallback", pattern(r"(?!)"))
@@ -66,7 +66,7 @@ def detect_bounce(msg: ParsedMessage) -> BounceReport | None:
         report get ``action="failed"`` (``delayed`` for a warning), the status found in
         or inferred from the text, and a reason.
     """
-    if is_feedback_report(msg):
+    if "report" in (msg.header("content-type") or "").lower() and is_feedback_report(msg):
         return BounceReport((), ("feedback.arf",), format="arf", complaint=True)
     rules: list[str] = []
     reports = [part for part in msg.attachments if part.content_type in DSN_TYPES]
@@ -179,5 +179,8 @@ def from_mail_system(msg: ParsedMessage) -> bool:
     sender = msg.from_
     if sender is None:
         return False
-    return bool(_SYSTEM_LOCAL.match(sender.email.split("@", 1)[0][:300])
-                or (sender.name and folded(_SYSTEM_NAME).search(sender.name[:300].lower())))
+    if _SYSTEM_LOCAL.match(sender.email.split("@", 1)[0][:300]):
+        return True
+    name = sender.name[:300].lower()
+    return bool(name) and any(literal in name and branch.search(name)
+                              for literal, branch in prefixed(_SYSTEM_NAME))

@@ -40,7 +40,7 @@ _CHALLENGE_HEADERS = ("x-boxbe-", "x-spamarrest", "x-challenge", "x-choicemail")
 
 
 def is_feedback_report(msg: ParsedMessage) -> bool:
-    """True for an ARF feedback report (RFC 5965)."""
+    """True for an ARF feedback report (RFC 5965; always a ``multipart/report``)."""
     if any(a.content_type in _FEEDBACK_TYPES for a in msg.attachments):
         return True
     return any("feedback-report" in v[:2000].lower() and _REPORT_TYPE.search(v[:2000])
