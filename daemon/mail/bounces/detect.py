@@ -27,6 +27,7 @@ from __future__ import annotations
 
 __all__ = ["detect_bounce", "from_mail_system", "parse_bounce"]
 
+import functools
 import re
 
 from daemon.mail.bounces.dsn import DSN_TYPES, parse_delivery_status
@@ -138,19 +139,38 @@ def _ours(msg: ParsedMessage) -> frozenset[str]:
 
 
 # Every format's sender marks at once: mail from a person (nearly all mail) is answered
-# by a few substring tests.
+# by three string-method calls.
 _ALL_SENDER_MARKS = tuple(dict.fromkeys(mark for f in FORMATS for mark in f.senders))
 
 
+@functools.lru_cache(maxsize=64)
+def _mark_kinds(marks: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...],
+                                                 tuple[str, ...]]:
+    """Marks split into domain suffixes (``sendgrid.net``), local-part suffixes
+    (``-owner@``) and words looked for anywhere (``mailman``, ``internet mail delivery``)."""
+    domains = tuple(m for m in marks if "." in m and not m.endswith("@"))
+    locals_ = tuple(m[:-1] for m in marks if m.endswith("@"))
+    words = tuple(m for m in marks if "." not in m and not m.endswith("@"))
+    return domains, locals_, words
+
+
+def _marked(marks: tuple[str, ...], email: str, local: str, key: str) -> bool:
+    domains, locals_, words = _mark_kinds(marks)
+    return (email.endswith(domains) or local.endswith(locals_)
+            or any(map(key.__contains__, words)))
+
+
 def _by_sender(msg: ParsedMessage) -> tuple[TextFormat, ...]:
-    """The formats whose sender marks occur in the From address or display name."""
+    """The formats whose sender marks match the From address or display name."""
     sender = msg.from_
     if sender is None:
         return ()
-    key = f"{sender.email}\n{sender.name[:200]}".lower()
-    if not any(map(key.__contains__, _ALL_SENDER_MARKS)):
+    email = sender.email.lower()
+    local = email.partition("@")[0]
+    key = f"{email}\n{sender.name[:200].lower()}"
+    if not _marked(_ALL_SENDER_MARKS, email, local, key):
         return ()
-    return tuple(f for f in FORMATS if any(map(key.__contains__, f.senders)))
+    return tuple(f for f in FORMATS if f.senders and _marked(f.senders, email, local, key))
 
 
 _SYSTEM_LOCAL = re.compile(r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mdaemon|"

@@ -103,12 +103,14 @@ class TextFormat:
             markers.
         inline: phrases followed, within 200 characters, by a recipient inside a
             sentence ("Your message to ann@x couldn't be delivered").
-        senders: lower-case substrings of the From address or display name that identify
-            the system even when the usual mail-system signs (null Return-Path,
-            MAILER-DAEMON) are missing. Plain substrings, not patterns: every message
-            is checked against them. Only for senders that are never a person (a
-            sending service's bounce domain, a list's ``-owner`` address): a provider's
-            domain (gmail.com, docomo.ne.jp) is where customers write from.
+        senders: lower-case marks of a From that identifies the system even when the
+            usual mail-system signs (null Return-Path, MAILER-DAEMON) are missing: a
+            domain suffix (``sendgrid.net``), a local-part suffix (``-owner@``) or a
+            word anywhere in the address or name (``mailman``). Plain strings, not
+            patterns: every message is checked against them. Only for senders that are
+            never a person (a sending service's bounce domain, a list's ``-owner``
+            address): a provider's domain (gmail.com, docomo.ne.jp) is where customers
+            write from.
         in_subject: the signature also counts when found in the subject.
     """
 
