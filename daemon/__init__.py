@@ -19,7 +19,8 @@ its file)::
                         outbox.py, status.py
       imap/             IMAP plumbing below the actors: session, login, IDLE, folder
                         sync, the Sent folder
-      mail/             MIME, charsets, parse, classify, bounce, signed ids
+      mail/             MIME, charsets, headers, sender, parse, classify, bounces/,
+                        signed ids
                         (bytes -> values)
       crm/              mapping, followers, identify, importer, bounces, errors
                         (values -> objects)

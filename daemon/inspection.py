@@ -1,9 +1,11 @@
 """``postroom inspect``: what the pipeline sees in a message, without storing anything.
 
 The tool an administrator reaches for when asking "why did this mail not become a
-ticket?": parsed fields, attachments and inline images, the classification and every rule
-that fired, bounce details, and — with a configuration whose store exists — whether the
-message is a duplicate and which conversation it would join, and why.
+ticket?": parsed fields, the sender with the header it came from and what had to be
+repaired, attachments and inline images, the classification and every rule that fired,
+every recipient of a delivery report (action, status, reason, diagnostic, remote MTA), and
+— with a configuration whose store exists — whether the message is a duplicate and which
+conversation it would join, and why.
 
 Everything it prints comes from the message, that is from a stranger: control characters
 (an escape sequence in a subject, a carriage return in a file name) are escaped in the
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from daemon.crm.identify import find_candidates
 from daemon.crm.importer import ImportJob, import_message
+from daemon.mail.bounces import detect_bounce
 from daemon.mail.classify import classify
 from daemon.mail.ids import parse_message_id
 from daemon.mail.model import BounceInfo, MessageKind, ParsedMessage
@@ -66,6 +69,7 @@ def inspect_message(raw: bytes, *, config: Config | None = None, store: Store | 
         "classification": {"kind": verdict.kind.value, "rules": list(verdict.rules),
                            "out_of_office": verdict.out_of_office},
         "bounce": _bounce(verdict.bounce),
+        "report": _report(parsed),
     }
     if config is not None and store is not None:
         report["would_join"] = _would_join(config, store, parsed, account, ours)
@@ -131,6 +135,12 @@ def _fields(parsed: ParsedMessage) -> dict[str, Any]:
         "message_id": parsed.message_id,
         "subject": parsed.subject,
         "from": str(parsed.from_) if parsed.from_ else None,
+        "sender": {
+            "address": parsed.from_.email if parsed.from_ else None,
+            "name": parsed.from_.name if parsed.from_ else None,
+            "source": parsed.from_source,
+            "defects": [d for d in parsed.defects if d.startswith(_SENDER_DEFECTS)],
+        },
         "to": [str(a) for a in parsed.to],
         "cc": [str(a) for a in parsed.cc],
         "date": parsed.date.isoformat() if parsed.date else None,
@@ -147,13 +157,28 @@ def _fields(parsed: ParsedMessage) -> dict[str, Any]:
     }
 
 
+_SENDER_DEFECTS = ("sender-repaired:", "bad-address:from", "bad-address:sender",
+                   "bad-address:reply-to", "bad-address:return-path", "missing-header:from",
+                   "multiple-from")
+
+
 def _bounce(bounce: BounceInfo | None) -> dict[str, Any] | None:
     if bounce is None:
         return None
     return {"recipient": bounce.recipient, "action": bounce.action, "status": bounce.status,
-            "diagnostic": bounce.diagnostic,
+            "reason": bounce.reason, "diagnostic": bounce.diagnostic,
+            "remote_mta": bounce.remote_mta, "reporting_mta": bounce.reporting_mta,
             "original_message_id": bounce.original_message_id,
             "permanent": bounce.permanent}
+
+
+def _report(parsed: ParsedMessage) -> dict[str, Any] | None:
+    """Every recipient of a delivery report (failed, delayed or delivered), or None."""
+    report = detect_bounce(parsed)
+    if report is None:
+        return None
+    return {"kind": report.kind.value, "format": report.format, "rules": list(report.rules),
+            "recipients": [_bounce(r) for r in report.recipients]}
 
 
 def _would_join(config: Config, store: Store, parsed: ParsedMessage, account: str | None,
@@ -256,10 +281,16 @@ def _print_report(report: dict[str, Any], out: TextIO) -> None:
         + (" (out of office)" if c["out_of_office"] else ""),
         f"  rules fired:    {', '.join(c['rules']) or '-'}",
     ]
-    if report["bounce"]:
-        b = report["bounce"]
-        lines.append(f"  bounce:         {b['recipient']} {b['status']} {b['action']} "
-                     f"(original {b['original_message_id']}): {b['diagnostic']}")
+    sender = report["sender"]
+    if sender["source"] not in (None, "from") or sender["defects"]:
+        lines.append(f"  sender from:    {sender['source']} ({'; '.join(sender['defects'])})")
+    if report["report"]:
+        r = report["report"]
+        lines.append(f"  report:         {r['kind']} ({r['format'] or 'no known format'})")
+        for b in r["recipients"]:
+            lines.append(f"  recipient:      {b['recipient']} {b['action']} {b['status']} "
+                         f"[{b['reason']}] via {b['remote_mta']} "
+                         f"(original {b['original_message_id']}): {b['diagnostic']}")
     for a in report["attachments"]:
         lines.append(f"  attachment:     {a['filename']} ({a['content_type']}, "
                      f"{a['size']} bytes, {a['origin']})")

@@ -123,3 +123,35 @@ def test_the_outcome_is_the_pipelines_own_discarded_and_why(tmp_path: Path, monk
             assert tx.next_number("parent:helpdesk") == 2  # nor a number
     finally:
         store.close()
+
+
+def test_json_lists_every_report_recipient_the_sender_source_and_rules():
+    out = io.StringIO()
+    inspect_files([CORPUS / "bounces" / "postfix-text.eml", CORPUS / "sender-fallback.eml",
+                   CORPUS / "bounces" / "sendmail-warning.eml"], as_json=True, out=out)
+    bounce, fallback, warning = (json.loads(line) for line in out.getvalue().splitlines())
+    report = bounce["report"]
+    assert (report["kind"], report["format"]) == ("failure", "postfix")
+    assert {"bounce.format.postfix", "bounce.text"} <= set(bounce["classification"]["rules"])
+    assert [(r["recipient"], r["action"], r["status"], r["reason"], r["remote_mta"],
+             r["permanent"]) for r in report["recipients"]] == [
+        ("ann.gone@example.net", "failed", "5.1.1", "user-unknown", "mx1.example.net", True),
+        ("bo.full@example.org", "failed", "5.2.2", "mailbox-full", "mx.example.org", False)]
+    assert all(r["original_message_id"] == "pr.postfixtext.1111@example.com"
+               and r["diagnostic"] for r in report["recipients"])
+    assert fallback["sender"] == {"address": "agent@kund.example.se", "name": "Helpdesk Agent",
+                                  "source": "sender", "defects": ["bad-address:from"]}
+    assert bounce["sender"]["source"] == "from"
+    assert warning["report"]["kind"] == "delay"
+    assert warning["report"]["recipients"][0]["action"] == "delayed"
+    assert warning["classification"]["kind"] == "automatic"
+
+
+def test_readable_report_shows_recipients_and_sender_source():
+    out = io.StringIO()
+    inspect_files([CORPUS / "bounces" / "exim-text.eml", CORPUS / "sender-fallback.eml"],
+                  out=out)
+    text = out.getvalue()
+    assert "report:         failure (exim)" in text
+    assert "carla@example.org failed 5.1.1 [user-unknown] via mx.example.org" in text
+    assert "sender from:    sender (bad-address:from)" in text

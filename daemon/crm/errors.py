@@ -62,7 +62,8 @@ def _names(runtime: RuntimeConfig) -> _Names:
 def record_error(tx: Tx, runtime: RuntimeConfig, *, kind: ErrorKind, text: str,
                  when: datetime, message_follower_id: int | None = None,
                  recipient: str | None = None, status: str | None = None,
-                 outbox_id: int | None = None) -> int:
+                 outbox_id: int | None = None, reason: str | None = None,
+                 permanent: bool | None = None) -> int:
     """Create one error record and return its id.
 
     Args:
@@ -72,6 +73,9 @@ def record_error(tx: Tx, runtime: RuntimeConfig, *, kind: ErrorKind, text: str,
         message_follower_id: the copy it hit; None for a failed import.
         recipient, status, outbox_id: kept when given (an address, a DSN status such
             as ``5.1.1``, the outbox item), left out otherwise.
+        reason, permanent: a bounce's reason category (``user-unknown``,
+            ``mailbox-full``...) and whether it is permanent, kept as ``reason`` and
+            ``permanent`` when given.
     """
     ecfg = runtime.conversation_message_error
     props: dict[str, Any] = {ecfg.property_type: kind.value,
@@ -79,7 +83,8 @@ def record_error(tx: Tx, runtime: RuntimeConfig, *, kind: ErrorKind, text: str,
                              ecfg.property_date: when.isoformat()}
     names = _names(runtime)
     optional = {ecfg.relation_message_follower: message_follower_id,
-                names.recipient: recipient, names.status: status, names.outbox: outbox_id}
+                names.recipient: recipient, names.status: status, names.outbox: outbox_id,
+                "reason": reason, "permanent": permanent}
     props.update((key, value) for key, value in optional.items() if value is not None)
     return tx.create(ecfg.limetype, props)
 
@@ -128,3 +133,10 @@ def resolve(tx: Tx, runtime: RuntimeConfig, error_id: int, *, coworker: int | No
                                             ecfg.relation_resolved_by: coworker})
         tx.add_event("error.resolved", None, {"id": error_id, "coworker": coworker})
     return tx.get(ecfg.limetype, error_id)
+
+
+def open_errors(tx: Tx, runtime: RuntimeConfig, *, limit: int) -> list[Obj]:
+    """The error records nobody resolved yet, newest first (the status page's list)."""
+    ecfg = runtime.conversation_message_error
+    return tx.find(ecfg.limetype, {ecfg.property_resolved_date: None}, limit=limit,
+                   newest_first=True)

@@ -211,17 +211,19 @@ def _duplicate_of(tx: Tx, raw: RawMessage, parsed: ParsedMessage) -> str | None:
 def _record_bounce(tx: Tx, ctx: Processing, raw: RawMessage, parsed: ParsedMessage,
                    classification: Classification) -> Outcome | None:
     assert classification.bounce is not None
-    record = record_bounce(tx, ctx.runtime, classification.bounce, ctx.now(),
-                           ctx.follower_of_token)
-    if record is None:
+    records = [r for r in (record_bounce(tx, ctx.runtime, b, ctx.now(), ctx.follower_of_token)
+                           for b in classification.bounces or (classification.bounce,)) if r]
+    if not records:
         return None
-    tx.add_event("message.bounced", raw.account, {
-        "source_key": raw.source_key, "conversationmessageerror": record.error_id,
-        "messagefollower": record.message_follower_id,
-        "conversation": record.conversation_id})
+    for record in records:
+        tx.add_event("message.bounced", raw.account, {
+            "source_key": raw.source_key, "conversationmessageerror": record.error_id,
+            "messagefollower": record.message_follower_id,
+            "conversation": record.conversation_id})
     return _store_raw(tx, ctx, raw, parsed, OutcomeStatus.IMPORTED,
-                      reason=f"bounce recorded as error {record.error_id} on message "
-                             f"follower {record.message_follower_id}",
+                      reason="bounce recorded as " + ", ".join(
+                          f"error {r.error_id} on message follower {r.message_follower_id}"
+                          for r in records),
                       rules=classification.rules)
 
 

@@ -43,10 +43,13 @@ from urllib.parse import urlsplit
 import jinja2
 from quart import Blueprint, Response, redirect, request, websocket
 
+from daemon.config import RuntimeConfig
+from daemon.crm.errors import open_errors, resolve
 from daemon.http.context import DaemonContext
 from daemon.http.failed import failed_as_json
 from daemon.http.input import ApiError, path_id
 from daemon.http.outbox import outbox_action
+from daemon.store.base import Tx
 
 SESSION_COOKIE = "postroom_session"
 SESSION_SECONDS = 12 * 3600
@@ -232,13 +235,8 @@ async def _checked_form(session: _Session | None) -> None:
         raise ApiError("csrf", "the form is stale or forged; reload the page", 403)
 
 
-def _resolve(tx: Any, runtime: Any, error_id: int) -> None:
-    ecfg = runtime.conversation_message_error
-    record = tx.get(ecfg.limetype, error_id)
-    if record is not None and record.get(ecfg.property_resolved_date) is None:
-        tx.update(ecfg.limetype, error_id,
-                  {ecfg.property_resolved_date: datetime.now(UTC).isoformat()})
-        tx.add_event("error.resolved", None, {"id": error_id, "coworker": None})
+def _resolve(tx: Tx, runtime: RuntimeConfig, error_id: int) -> None:
+    resolve(tx, runtime, error_id, coworker=None, when=datetime.now(UTC))
 
 
 async def _page_data(daemon: DaemonContext) -> dict[str, Any]:
@@ -246,8 +244,7 @@ async def _page_data(daemon: DaemonContext) -> dict[str, Any]:
     ecfg = daemon.config.runtime.conversation_message_error
 
     def read(tx: Any) -> dict[str, Any]:
-        errors = tx.find(ecfg.limetype, {ecfg.property_resolved_date: None}, limit=_LIST,
-                         newest_first=True)
+        errors = open_errors(tx, daemon.config.runtime, limit=_LIST)
         return {
             "failed": [failed_as_json(i, r) for i, r in tx.failed_raw(0, _LIST)],
             "queued": tx.outbox_page("queued", 0, _LIST),

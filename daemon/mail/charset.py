@@ -18,10 +18,9 @@ some labels are invented (``x-unknown``, ``unknown-8bit``). The rules here, in o
    defect, so the stored message can say what was repaired.
 
 Headers are different: a raw 8-bit header has no declared charset at all. It is decoded as
-UTF-8 if valid, else windows-1252 (Latin-1 for its five undefined bytes). RFC 2047 encoded
-words (``=?charset?Q?...?=``) are decoded with the same repair chain, adjacent words of one
-charset are joined as bytes first so that a multi-byte character split across two words
-survives (a common encoder bug).
+UTF-8 if valid, else with a hint (the body's charset) or a guess, see :func:`decode_8bit`.
+RFC 2047 encoded words are decoded leniently by :mod:`daemon.mail.headers`, with the same
+repair chain.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ __all__ = [
     "normalise_charset",
 ]
 
-import binascii
 import codecs
 import re
 from functools import lru_cache
@@ -58,6 +56,26 @@ _ALIASES = {
     "big5": "big5hkscs",
     "utf8": "utf-8",
     "unicode-1-1-utf-7": "utf-7",
+    "unicode-1-1-utf-8": "utf-8",
+    "x-unicode20utf8": "utf-8",
+    "iso-8859-8-i": "iso8859_8",
+    "iso-8859-8-e": "iso8859_8",
+    "iso-8859-6-i": "iso8859_6",
+    "iso-8859-6-e": "iso8859_6",
+    "windows-874": "cp874",
+    "x-euc-jp": "euc_jp",
+    "x-euc": "euc_jp",
+    "windows-31j": "cp932",
+    "csshiftjis": "cp932",
+    "iso-2022-jp-ms": "iso2022_jp_ext",
+    "x-mac-roman": "mac_roman",
+    "x-mac-cyrillic": "mac_cyrillic",
+    "gb_2312-80": "gb18030",
+    "x-gb2312": "gb18030",
+    "cn-gb": "gb18030",
+    "x-windows-949": "cp949",
+    "ks_c_5601": "cp949",
+    "ksc5601": "cp949",
     "x-unknown": "",
     "unknown": "",
     "unknown-8bit": "",
@@ -101,11 +119,11 @@ def normalise_charset(label: str | None) -> str | None:
         return None
     label = label.strip().strip("\"'").split("*", 1)[0].strip().lower()
     label = _ALIASES.get(label, label)
-    if not label or _codec_key(label) not in _KNOWN_CODECS:
-        return None  # unknown: no codecs.lookup, which tries an import per new label
-    try:
-        name = codecs.lookup(label).name
-    except (LookupError, ValueError):
+    if not label:
+        return None
+    name = _lookup(label) or _lookup(label.removeprefix("x-")) or _lookup(
+        label.replace("_", "-").replace("cp-", "cp").replace("win-", "windows-"))
+    if name is None:
         return None
     if name in _REFUSED or not codecs.lookup(name)._is_text_encoding:
         return None
@@ -129,6 +147,18 @@ def _codec_key(label: str) -> str:
 
 
 _KNOWN_CODECS = _known_codecs()
+
+
+def _lookup(label: str) -> str | None:
+    """The codec name for ``label``; None without a :func:`codecs.lookup` for a label no
+    stdlib codec has (each such lookup tries an import)."""
+    label = _ALIASES.get(label, label) or "-"
+    if _codec_key(label) not in _KNOWN_CODECS:
+        return None
+    try:
+        return codecs.lookup(label).name
+    except (LookupError, ValueError):
+        return None
 
 
 def decode_text(data: bytes, declared: str | None) -> tuple[str, str | None]:
@@ -205,6 +235,21 @@ def _western(data: bytes) -> str | None:
     return text if letters and foreign * 2 <= letters else None
 
 
+def _kana_rich(data: bytes) -> str | None:
+    """The bytes as Shift_JIS (cp932) when that yields Japanese text, else None.
+
+    Detectors confuse short Shift_JIS with cp949 and GBK, but Japanese text nearly always
+    contains kana, and GBK or cp949 bytes read as cp932 almost never do: accept when at
+    least a fifth of the characters are hiragana or katakana.
+    """
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        return None
+    kana = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff")
+    return text if kana * 5 >= len(text) else None
+
+
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 # Charsets a detector may propose for mail; exotic single-byte code pages are left out.
 _DETECTABLE = ["utf_8", "cp1252", "cp1250", "cp1251", "koi8_r", "koi8_u", "cp1253", "cp1254",
@@ -225,11 +270,15 @@ def _detect(data: bytes) -> str | None:
     return normalise_charset(best.encoding)
 
 
-def decode_8bit(raw: bytes) -> str:
+def decode_8bit(raw: bytes, hint: str | None = None) -> str:
     """Decode a header that arrived as raw 8-bit bytes (no declared charset).
 
-    UTF-8 when valid, else windows-1252, with Latin-1 for the bytes windows-1252 leaves
-    undefined. ISO-2022-JP (7-bit, escape sequences) is recognised by its escapes.
+    UTF-8 when valid; else the ``hint`` charset (the body's declared charset: a GB2312
+    or Shift_JIS subject usually travels with a body in the same charset) when it decodes
+    the bytes strictly; else windows-1252 when that reads as Western text; else
+    Shift_JIS when that yields kana-rich text; else charset-normalizer's guess; else
+    windows-1252, with Latin-1 for the bytes windows-1252 leaves undefined. ISO-2022-JP
+    (7-bit, escape sequences) is recognised by its escapes.
     """
     if raw.isascii():
         if b"\x1b$" in raw or b"\x1b(" in raw:
@@ -242,77 +291,37 @@ def decode_8bit(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    codec = normalise_charset(hint)
+    if codec is not None and codec != "utf_8":
+        for candidate in (codec, *_WIDER.get(codec, ())):
+            try:
+                return raw.decode(candidate)
+            except (UnicodeError, LookupError):
+                continue
+    western = _western(raw)
+    if western is not None:
+        return western
+    japanese = _kana_rich(raw)
+    if japanese is not None:
+        return japanese
+    guessed = _detect(raw) if len(raw) >= 4 else None
+    if guessed is not None:
+        try:
+            return raw.decode(guessed)
+        except (UnicodeError, LookupError):
+            pass
     try:
         return raw.decode("cp1252")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
 
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
-_BASE64_TEXT = re.compile(rb"[A-Za-z0-9+/]*=*")
-_BETWEEN_WORDS = re.compile(r"\A[ \t\r\n]*\Z")
-
-
 def decode_encoded_words(value: str) -> str:
-    """Decode RFC 2047 encoded words in a header value; other text is left as it is.
+    """Decode RFC 2047 encoded words; see :func:`daemon.mail.headers.decode_encoded_words`.
 
-    Linear whitespace between two adjacent encoded words is dropped (RFC 2047 §6.2);
-    adjacent words in the same charset are joined as bytes before decoding. Malformed
-    words are left in place rather than raising.
+    Kept here for callers that import it from this module; the implementation lives with
+    the other header rules.
     """
-    if "=?" not in value:
-        return value
-    out: list[str] = []
-    pending: bytearray = bytearray()
-    pending_charset = ""
-    pos = 0
-    for match in _ENCODED_WORD.finditer(value):
-        between = value[pos:match.start()]
-        decoded = _word_bytes(match.group(2), match.group(3))
-        if decoded is None:
-            continue  # leave a broken word as literal text (it stays in `between` later)
-        if not (pending and _BETWEEN_WORDS.match(between)):
-            _flush(out, pending, pending_charset)
-            pending = bytearray()
-            out.append(between)
-        charset = match.group(1).split("*", 1)[0].lower()
-        if pending and charset != pending_charset:
-            _flush(out, pending, pending_charset)
-            pending = bytearray()
-        pending += decoded
-        pending_charset = charset
-        pos = match.end()
-    _flush(out, pending, pending_charset)
-    out.append(value[pos:])
-    return "".join(out)
+    from daemon.mail.headers import decode_encoded_words as lenient
 
-
-def _flush(out: list[str], pending: bytearray, charset: str) -> None:
-    """Decode the joined words; an unusable charset reads as raw 8-bit header bytes.
-
-    No charset detection for header words: it costs ~100 us a call, and a header can
-    carry tens of thousands of words.
-    """
-    if not pending:
-        return
-    data = bytes(pending)
-    if normalise_charset(charset) is None:
-        out.append(decode_8bit(data))
-    else:
-        out.append(decode_text(data, charset)[0])
-
-
-def _word_bytes(encoding: str, text: str) -> bytes | None:
-    """The bytes of one encoded word's payload, or None when it cannot be decoded."""
-    raw = text.encode("ascii", "replace")
-    if encoding in "qQ":
-        return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
-    if not _BASE64_TEXT.fullmatch(raw):
-        return None
-    raw = raw.rstrip(b"=")
-    raw += b"=" * (-len(raw) % 4)
-    try:
-        return binascii.a2b_base64(raw)
-    except binascii.Error:
-        return None
+    return lenient(value)

@@ -13,9 +13,11 @@ OWN (our own mail coming back: a loop)
     ``own.from``          From is one of the account's addresses or aliases.
     ``own.loop-header``   ``X-Postroom-Loop`` equals this installation's loop token.
     ``own.message-id``    Message-ID verifies as one we signed (see :mod:`daemon.mail.ids`).
-BOUNCE (see :mod:`daemon.mail.bounce` for the evidence rules ``bounce.*``)
-    A report with at least one failed recipient. A delayed report (``bounce.delayed``) and
-    a success report (``bounce.delivered``) are AUTOMATIC instead.
+BOUNCE (see :mod:`daemon.mail.bounces` for the evidence rules ``bounce.*``)
+    A report with at least one failed recipient (all of them in ``bounces``). A delayed
+    report (``bounce.delayed``), a success report (``bounce.delivered``), an ARF
+    complaint (``feedback.arf``) and a challenge-response mail (``challenge.response``)
+    are AUTOMATIC instead.
 AUTOMATIC
     ``header.auto-submitted``         Auto-Submitted present and not ``no`` (RFC 3834; unlike
                                       FreeScout, ``no`` means a person).
@@ -51,8 +53,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.mail.bounce import detect_bounce
-from daemon.mail.model import Classification, MessageKind, ParsedMessage
+from daemon.mail.bounces import ReportKind, detect_bounce
+from daemon.mail.model import BounceInfo, Classification, MessageKind, ParsedMessage
 
 
 class Signal(enum.Enum):
@@ -111,20 +113,20 @@ def classify(msg: ParsedMessage, *, own_addresses: frozenset[str],
     names = [rule.name for rule in fired]
     signals = {rule.signal for rule in fired}
     report = detect_bounce(msg)
-    bounce = None
+    failed: tuple[BounceInfo, ...] = ()
     if report is not None:
         names += report.rules
-        if report.failed and not report.delayed:
-            bounce = report.primary
-        elif report.delayed:
+        failed = report.failed
+        if report.kind is ReportKind.DELAY:
             names.append("bounce.delayed")
-        else:
+        elif report.kind is ReportKind.SUCCESS:
             names.append("bounce.delivered")
     names = list(dict.fromkeys(names))
     if Signal.OWN in signals:
         return Classification(MessageKind.OWN, tuple(names))
-    if bounce is not None:
-        return Classification(MessageKind.BOUNCE, tuple(names), bounce=bounce)
+    if failed:
+        return Classification(MessageKind.BOUNCE, tuple(names), bounce=failed[0],
+                              bounces=failed)
     if Signal.AUTOMATIC in signals or report is not None:
         out_of_office = any(rule.out_of_office for rule in fired)
         return Classification(MessageKind.AUTOMATIC, tuple(names), out_of_office=out_of_office)

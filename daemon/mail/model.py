@@ -65,7 +65,11 @@ class ParsedMessage:
         in_reply_to: ids from In-Reply-To, without ``<>``.
         references: ids from References, oldest first, without ``<>``.
         subject: decoded (RFC 2047), whitespace folded.
-        from_: the From mailbox, or None when missing or unparseable.
+        from_: the sender's mailbox: From, else (when From has no usable address)
+            Sender, Reply-To, Return-Path; a best-effort repair of a malformed header
+            is recorded in ``defects`` (``sender-repaired:<field>:<how>``).
+        from_source: the header ``from_`` was read from (``from``, ``sender``,
+            ``reply-to``, ``return-path``), None when there is no sender.
         reply_to, to, cc: decoded address lists (may be empty).
         date: the Date header as an aware datetime, or None.
         headers: every header, lower-cased name -> decoded values in order.
@@ -94,6 +98,7 @@ class ParsedMessage:
     defects: tuple[str, ...] = ()
     size: int = 0
     sha256: str = ""
+    from_source: str | None = None
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
@@ -110,7 +115,12 @@ class MessageKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class BounceInfo:
-    """What a delivery status notification says (RFC 3464 fields where present)."""
+    """What a delivery report says about one recipient (RFC 3464 fields where present).
+
+    ``reason`` is one word of :data:`daemon.mail.bounces.reasons.REASONS` (``user-unknown``,
+    ``mailbox-full``...), read from the status and the diagnostic text; ``remote_mta`` is
+    the server that refused (RFC 3464 ``Remote-MTA`` or the host named in the text).
+    """
 
     recipient: str | None
     action: str | None = None            # failed | delayed | delivered | relayed | expanded
@@ -118,10 +128,25 @@ class BounceInfo:
     diagnostic: str | None = None        # Diagnostic-Code text
     original_message_id: str | None = None  # without <>
     reporting_mta: str | None = None
+    remote_mta: str | None = None
+    reason: str | None = None
 
     @property
     def permanent(self) -> bool:
-        """True when the status is 5.x.x (or the action is failed without a status)."""
+        """True when the address itself is bad, so the follower should be marked failing.
+
+        Decided by the reason first: ``user-unknown``, ``host-unknown``, ``suspended``
+        and ``not-accepted`` are permanent; a full mailbox, a spam or size rejection, a
+        block of the sending server or an expired queue entry are not (the next message
+        may well arrive). Without a known reason, a 5.x.x status (or action ``failed``
+        without a status) counts as permanent.
+        """
+        from daemon.mail.bounces.reasons import PERMANENT_REASONS, TEMPORARY_REASONS
+
+        if self.reason in PERMANENT_REASONS:
+            return True
+        if self.reason in TEMPORARY_REASONS:
+            return False
         if self.status:
             return self.status.startswith("5")
         return (self.action or "").lower() == "failed"
@@ -140,6 +165,7 @@ class Classification:
     rules: tuple[str, ...] = ()
     bounce: BounceInfo | None = None
     out_of_office: bool = False
+    bounces: tuple[BounceInfo, ...] = ()  # every failed recipient; ``bounce`` is the first
 
     @property
     def automatic(self) -> bool:

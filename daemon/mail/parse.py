@@ -10,7 +10,8 @@ Defects, by source:
 
 * headers: ``duplicate-header:<name>``, ``missing-header:from``,
   ``missing-header:message-id``, ``bad-message-id``, ``bad-address:<field>``,
-  ``multiple-from``, ``bad-date``, ``8bit-header``, ``mbox-from-line``,
+  ``multiple-from``, ``sender-repaired:<field>:<how>`` (see :mod:`daemon.mail.sender`),
+  ``bad-date``, ``8bit-header``, ``mbox-from-line``,
   ``missing-header-separator``, ``leading-continuation-line``, ``too-many-headers``,
   ``header-truncated:<name>``, ``bad-header:<name>`` (that field could not be parsed at
   all and is left empty; the other fields are unaffected);
@@ -42,7 +43,7 @@ Design notes (attachments, inline images and charsets, as other helpdesks get th
   (``origin="data-uri"``) and the HTML then refers to them by ``cid:``.
 * ``winmail.dat`` is unpacked (:mod:`daemon.mail.tnef`); if that fails the ``.dat`` is kept.
 * DSN parts (``message/delivery-status``, ``text/rfc822-headers``, the returned
-  ``message/rfc822``) are attachments like any other; :mod:`daemon.mail.bounce` reads them
+  ``message/rfc822``) are attachments like any other; :mod:`daemon.mail.bounces` reads them
   from ``ParsedMessage.attachments``.
 """
 
@@ -61,10 +62,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 
-from daemon.mail.charset import decode_encoded_words, decode_text
+from daemon.mail.charset import decode_text
+from daemon.mail.headers import decode_encoded_words, first_subject, repair_headers
 from daemon.mail.html import html_to_text, referenced_content_ids, sanitize_html
 from daemon.mail.mime import MimePart, decode_transfer, parse_params, parse_part, split_headers
 from daemon.mail.model import Address, Attachment, ParsedMessage
+from daemon.mail.sender import read_sender
 from daemon.mail.tnef import is_tnef, unpack_tnef
 
 # RFC 5322 §3.6: fields that may occur at most once.
@@ -99,6 +102,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 def _parse(raw: bytes) -> ParsedMessage:
     root = parse_part(raw)
+    root.headers, repaired = repair_headers(raw, root)
+    root.defects += repaired
     defects: list[str] = []
     headers = _decoded_headers(root.headers, defects)
     body = _Body()
@@ -135,7 +140,8 @@ def _parse(raw: bytes) -> ParsedMessage:
 
 def _envelope(first: dict[str, str], headers: dict[str, tuple[str, ...]],
               defects: list[str]) -> dict[str, object]:
-    """Sender, recipients, ids, subject and date, each field parsed on its own.
+    """Sender (with its source: From, Sender, Reply-To or Return-Path), recipients, ids,
+    subject and date, each field parsed on its own.
 
     A field whose parsing fails unexpectedly is left empty with ``bad-header:<name>``,
     so one absurd header (a 500-deep comment in Cc) never costs the others.
@@ -143,8 +149,8 @@ def _envelope(first: dict[str, str], headers: dict[str, tuple[str, ...]],
     fields: dict[str, object] = {}
     steps = (
         ("message_id", "message-id", lambda: _first_id(first.get("message-id"), defects)),
-        ("subject", "subject", lambda: _squash(headers.get("subject", ("",))[0])),
-        ("from_", "from", lambda: _single_address(first.get("from"), defects)),
+        ("subject", "subject", lambda: first_subject(headers.get("subject", ()))),
+        ("from_", "from", lambda: read_sender(first, _addresses, defects)),
         ("to", "to", lambda: _addresses(first.get("to"), "to", defects)),
         ("cc", "cc", lambda: _addresses(first.get("cc"), "cc", defects)),
         ("reply_to", "reply-to", lambda: _addresses(first.get("reply-to"), "reply-to",
@@ -155,9 +161,15 @@ def _envelope(first: dict[str, str], headers: dict[str, tuple[str, ...]],
     )
     for attribute, header, parse in steps:
         try:
-            fields[attribute] = parse()
+            value = parse()
         except Exception:  # the field is dropped, the message survives
             defects.append(f"bad-header:{header}")
+            continue
+        if attribute == "from_":  # the sender comes with the header it was read from
+            assert isinstance(value, tuple)
+            fields["from_"], fields["from_source"] = value
+        else:
+            fields[attribute] = value
     return fields
 
 
@@ -379,13 +391,6 @@ def _shallow_comments(value: str) -> str:
     if depth == 0:
         kept.append(value[pos:])
     return value if deepest <= MAX_COMMENT_DEPTH else "".join(kept)
-
-
-def _single_address(value: str | None, defects: list[str]) -> Address | None:
-    found = _addresses(value, "from", defects)
-    if len(found) > 1:
-        defects.append("multiple-from")
-    return found[0] if found else None
 
 
 def _date(value: str | None, defects: list[str]) -> datetime | None:

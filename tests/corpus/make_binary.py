@@ -175,7 +175,39 @@ def mislabelled_ascii_message() -> bytes:
     ).encode()
 
 
+def gb2312_subject_message() -> bytes:
+    """A raw GB2312 subject with no encoded word; only the body declares the charset."""
+    return (
+        "From: 王先生 <wang@shop.example.cn>\r\n"
+        "To: support@example.com\r\n"
+        "Subject: 关于订单的问题\r\n"
+        "Date: Mon, 31 Mar 2025 10:00:00 +0800\r\n"
+        "Message-ID: <gb2312-8bit@shop.example.cn>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=gb2312\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "您好，我的订单还没有到。\r\n"
+    ).encode("gb2312")
+
+
+def shift_jis_subject_message() -> bytes:
+    """A raw Shift_JIS subject and display name; the body says charset=Shift_JIS."""
+    return (
+        "From: 山田太郎 <yamada@kaisha.example.jp>\r\n"
+        "To: support@example.com\r\n"
+        "Subject: 注文についての質問\r\n"
+        "Date: Mon, 31 Mar 2025 11:00:00 +0900\r\n"
+        "Message-ID: <sjis-8bit@kaisha.example.jp>\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=Shift_JIS\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "注文した商品がまだ届きません。\r\n"
+    ).encode("shift_jis")
+
+
 FILES = {
+    "gb2312-8bit-subject.eml": gb2312_subject_message,
+    "shift-jis-8bit-subject.eml": shift_jis_subject_message,
     "tnef.eml": tnef_message,
     "tnef-broken.eml": broken_tnef_message,
     "iso-2022-jp.eml": iso_2022_jp_message,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.mail.bounce import detect_bounce, from_mail_system, parse_bounce, parse_delivery_status
+from daemon.mail.bounces import detect_bounce, from_mail_system, parse_bounce, parse_delivery_status
 from daemon.mail.model import Address, Attachment, BounceInfo, ParsedMessage
 
 DSN = b"""Reporting-MTA: dns; mx.example.net
@@ -32,10 +32,10 @@ def test_parse_delivery_status_per_recipient() -> None:
     assert infos == [
         BounceInfo("first@example.net", "failed", "5.1.1",
                    "550 5.1.1 <first@example.net>: Recipient address rejected: User unknown",
-                   "orig@x", "mx.example.net"),
+                   "orig@x", "mx.example.net", reason="user-unknown"),
         BounceInfo("second@example.net", "delayed", "4.4.1",
                    "connect to mx.example.net: Connection timed out", "orig@x",
-                   "mx.example.net"),
+                   "mx.example.net", reason="network"),
         BounceInfo("third@example.net", "relayed", "2.0.0", None, "own-id@example.com",
                    "mx.example.net"),
     ]
@@ -106,7 +106,7 @@ def test_text_bounce_recipient_after_failure_phrase_excludes_our_address() -> No
             "The error that the other server returned was: 550 User unknown\n")
     info = parse_bounce(message(text))
     assert info is not None
-    assert (info.recipient, info.status) == ("gone@example.org", "5.0.0")
+    assert (info.recipient, info.status) == ("gone@example.org", "5.1.1")  # "User unknown"
 
 
 def test_text_delay_is_not_a_failure() -> None:
@@ -115,7 +115,7 @@ def test_text_delay_is_not_a_failure() -> None:
     msg = message(text, subject="Delivery delayed")
     report = detect_bounce(msg)
     assert report is not None and report.delayed
-    assert report.recipients[0].status == "4.0.0"
+    assert report.recipients[0].status == "4.4.1"  # from "connection timed out"
     assert parse_bounce(msg) is None
 
 
@@ -127,7 +127,8 @@ def test_subject_alone_from_a_person_is_no_bounce() -> None:
 def test_subject_from_mail_system_without_details() -> None:
     report = detect_bounce(message("", subject="Undeliverable: hello"))
     assert report is not None and report.rules == ("bounce.subject",)
-    assert report.primary == BounceInfo(None, "failed", None, None, None, None)
+    assert report.primary == BounceInfo(None, "failed", None, None, None, None,
+                                        reason="unknown")
 
 
 def test_quoted_original_message_id_from_text() -> None:
@@ -147,3 +148,28 @@ def test_from_mail_system() -> None:
                           from_=Address("x@y", "Mail Delivery Subsystem"))
     assert from_mail_system(named)
     assert not from_mail_system(ParsedMessage(message_id=None, subject="", from_=None))
+
+
+def test_customers_of_providers_and_gateway_vendors_are_people() -> None:
+    """A provider's or vendor's domain is where customers write from: never a bounce sign."""
+    text = ("Hi, your reply wasn't delivered to me, The response from the remote server was:\n"
+            "550 5.1.1 User unknown. We use Sophos and Barracuda here.\n")
+    for sender in ("anna@gmail.com", "ken@docomo.ne.jp", "it@sophos.example", "bo@yahoo.com",
+                   "li@outlook.com", "olga@yandex.ru", "max@gmx.net"):
+        assert detect_bounce(message(text, sender=sender, subject="Re: Undeliverable")) is None
+
+
+def test_service_and_list_senders_count_without_mail_system_signs() -> None:
+    text = ("This is an automatically generated Delivery Status Notification.\n\n"
+            "Delivery to the following recipient failed permanently:\n\n    u@x.example\n\n"
+            "Technical details: 550 5.1.1 no such user\n")
+    info = parse_bounce(message(text, sender="pm-bounces@postmarkapp.com"))
+    assert info is not None and (info.recipient, info.reason) == ("u@x.example", "user-unknown")
+
+
+def test_challenge_words_in_a_real_dsn_do_not_hide_the_bounce() -> None:
+    dsn = Attachment("d.txt", "message/delivery-status", DSN)
+    msg = message("Please confirm you are human and ask to be added to my approved senders list",
+                  attachments=(dsn,))
+    report = detect_bounce(msg)
+    assert report is not None and not report.challenge and len(report.failed) == 1
