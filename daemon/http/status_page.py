@@ -11,7 +11,7 @@
     POST /ui/outbox/<id>/retry | /cancel    "Retry" / "Cancel"
     POST /ui/errors/<id>/resolve            "Resolve" a conversationmessageerror
 
-Server-rendered Jinja2 (``daemon/templates/ui_*.html``), no build step; a few lines of
+Server-rendered Jinja2 (``daemon/templates/ui/*.html``), no build step; a few lines of
 plain JS subscribe to ``/events`` and re-fetch the fragment when something happens, and
 every button is a plain form, so the page works without JS too.
 
@@ -55,7 +55,7 @@ SESSION_COOKIE = "postroom_session"
 SESSION_SECONDS = 12 * 3600
 _LIST = 50
 _TEMPLATES = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).parents[1] / "templates"),
+    loader=jinja2.FileSystemLoader(Path(__file__).parents[1] / "templates" / "ui"),
     autoescape=True, undefined=jinja2.StrictUndefined)
 
 
@@ -118,7 +118,7 @@ def status_page_blueprint(daemon: DaemonContext) -> tuple[Blueprint, Sessions]:
         if session is None:
             return redirect("/login", 303)
         data = await _page_data(daemon)
-        return _html("ui_status.html", csrf=session.csrf, login=sessions.needs_login,
+        return _html("status.html", csrf=session.csrf, login=sessions.needs_login,
                      **data)
 
     @bp.get("/ui/fragment")
@@ -126,13 +126,13 @@ def status_page_blueprint(daemon: DaemonContext) -> tuple[Blueprint, Sessions]:
         session = current()
         if session is None:
             return Response("log in again", 401, {"Content-Type": "text/plain"})
-        return _html("ui_main.html", csrf=session.csrf, **await _page_data(daemon))
+        return _html("main.html", csrf=session.csrf, **await _page_data(daemon))
 
     @bp.get("/login")
     async def login_form() -> Any:
         if not sessions.needs_login:
             return redirect("/", 303)
-        return _html("ui_login.html", error=None)
+        return _html("login.html", error=None)
 
     @bp.post("/login")
     async def login() -> Any:
@@ -141,7 +141,7 @@ def status_page_blueprint(daemon: DaemonContext) -> tuple[Blueprint, Sessions]:
         token = daemon.api_token
         given = (form.get("token") or "").encode()
         if token is None or not hmac.compare_digest(given, token.reveal().encode()):
-            return _html("ui_login.html", error="That is not the API token.", status=401)
+            return _html("login.html", error="That is not the API token.", status=401)
         response = redirect("/", 303)
         response.set_cookie(SESSION_COOKIE, sessions.open(), max_age=SESSION_SECONDS,
                             httponly=True, samesite="Strict", path="/",
