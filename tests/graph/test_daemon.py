@@ -121,7 +121,7 @@ async def test_created_message_is_committed_within_a_second_of_its_notification(
         (stored,) = await messages(daemon)
         assert stored.get("subject") == "Fire"
         assert daemon.status()["graph_webhooks"]["notifications"] == 1
-        metrics = daemon.metrics_text()
+        metrics = await daemon.metrics_text()
         assert 'postroom_graph_webhook_total{kind="notifications"} 1.0' in metrics
         assert 'postroom_graph_throttled_total{account="support"} 0.0' in metrics
     print(f"notification -> committed: {elapsed * 1000:.0f} ms")
