@@ -56,6 +56,7 @@ from daemon.http.app import create_app
 from daemon.http.guard import HttpGuard
 from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
+from daemon.nodes import hold_single_node_lock, node_id
 from daemon.outbox.queue import mail_queuer
 from daemon.plugins.manager import call_async_hook, configure_plugins, make_plugin_manager
 from daemon.store import AsyncStore, open_store
@@ -82,6 +83,9 @@ class Daemon:
         self.api_token = config.http.api_token
         self.connections = ConnectionCap(config.http.max_connections)
         self.http_guard: HttpGuard | None = None
+        self.node_id = node_id(config)
+        #: Which node serves each account (daemon.leases keeps it; absent: unknown yet).
+        self.owners: dict[str, str | None] = {}
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
@@ -96,7 +100,9 @@ class Daemon:
         return problems
 
     def status(self) -> dict[str, Any]:
-        return {"accounts": [h.status.as_json() for h in self.handles.values()],
+        return {"node": self.node_id,
+                "accounts": [{**h.status.as_json(), "owner": self.owners.get(account)}
+                             for account, h in self.handles.items()],
                 "outbox": self.outbox.status.as_json(),
                 "http": self.http_status(),
                 "ready": not self.readiness_problems()}
@@ -186,7 +192,17 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
     """Run until a signal (or ``stop``) asks us to stop; see the module docstring.
 
     ``task_status.started(daemon)`` is called once the actors and the HTTP server run.
+    Every log line carries the node id; a SQLite store is held for this daemon alone
+    (:func:`daemon.nodes.hold_single_node_lock` raises SingleNodeError otherwise).
     """
+    structlog.contextvars.bind_contextvars(node=node_id(config))
+    with hold_single_node_lock(config.daemon.sqlite_path):
+        await _run_daemon(config, stop=stop, handle_signals=handle_signals,
+                          task_status=task_status)
+
+
+async def _run_daemon(config: Config, *, stop: trio.Event | None,
+                      handle_signals: bool, task_status: trio.TaskStatus[Daemon]) -> None:
     stop = stop if stop is not None else trio.Event()
     pm = build_plugin_manager(config)
     store = await open_daemon_store(config)
@@ -212,7 +228,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                         daemon.connections, shutdown_trigger=http_stop.wait))
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")
-                log.info("daemon.started", accounts=len(daemon.handles),
+                log.info("daemon.started", accounts=len(daemon.handles), node=daemon.node_id,
                          http=daemon.http_urls, store=store.store.url_for_logs)
                 task_status.started(daemon)
                 await stop.wait()
@@ -301,6 +317,7 @@ async def _start_actors(config: Config, daemon: Daemon, *,
             for account in config.accounts:
                 handle = AccountHandle(AccountStatus(account.id, kind=account.auth))
                 daemon.handles[account.id] = handle
+                daemon.owners[account.id] = daemon.node_id
                 runner = _mailbox_runner(account, config, daemon, handle)
                 if not account.enabled:
                     handle.status.set_state(AccountState.DISABLED)

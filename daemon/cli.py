@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="the TOML file (default: $POSTROOM_CONFIG or postroom.toml)")
         return p
 
-    command("run", _run, "run the daemon in the foreground")
+    p = command("run", _run, "run the daemon in the foreground")
+    p.add_argument("--bind", metavar="HOST:PORT",
+                   help="listen here instead of [http] bind (several nodes, one config)")
     p = command("check-config", _check_config, "validate a TOML or runtime JSON file",
                 config=False)
     p.add_argument("file", type=Path)
@@ -147,9 +149,25 @@ def _run(args: argparse.Namespace) -> int:
     from daemon.log import configure_logging
 
     config = _load(args.config)
+    if args.bind is not None:
+        config = _with_bind(config, args.bind)
     configure_logging(config.daemon.log_format, config.daemon.log_level)
     trio.run(run_daemon, config)
     return 0
+
+
+def _with_bind(config: Any, bind: str) -> Any:
+    """``config`` with ``[http] bind`` replaced by ``--bind`` (checked as the TOML is)."""
+    import dataclasses
+
+    from daemon.nodes import parse_bind
+
+    try:
+        parse_bind(bind)
+    except ValueError as exc:
+        print(f"--bind: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return dataclasses.replace(config, http=config.http.model_copy(update={"bind": bind}))
 
 
 def _check_config(args: argparse.Namespace) -> int:

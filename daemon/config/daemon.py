@@ -50,6 +50,8 @@ class DaemonSettings(_TomlModel):
     secret_key_file: str | None = None
     secret_key: Secret | None = None
     installation_id: Id = "postroom"
+    # This node among several on one PostgreSQL store (daemon/nodes.py); None: hostname:pid.
+    node_id: str | None = Field(default=None, min_length=1, max_length=200)
     mail_domain: str | None = None
     shutdown_grace_seconds: float = Field(default=15 * SECONDS, ge=0)
     log_format: Literal["auto", "json", "console"] = "auto"
