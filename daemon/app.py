@@ -86,6 +86,7 @@ class Daemon:
         self.node_id = node_id(config)
         #: Which node serves each account (daemon.leases keeps it; absent: unknown yet).
         self.owners: dict[str, str | None] = {}
+        self.leases: Any = None  # the LeaseKeeper, with several nodes (PostgreSQL)
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
@@ -312,12 +313,14 @@ async def _start_actors(config: Config, daemon: Daemon, *,
     Accounts start concurrently (a thousand logins one after another would take half a
     minute); this returns once every actor has made its first attempt.
     """
+    leased = not config.daemon.store.startswith("sqlite")  # several nodes may share it
+    runners: dict[str, Any] = {}  # with leases, started as they are taken
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as starting:
             for account in config.accounts:
                 handle = AccountHandle(AccountStatus(account.id, kind=account.auth))
                 daemon.handles[account.id] = handle
-                daemon.owners[account.id] = daemon.node_id
+                daemon.owners[account.id] = None if leased else daemon.node_id
                 runner = _mailbox_runner(account, config, daemon, handle)
                 if not account.enabled:
                     handle.status.set_state(AccountState.DISABLED)
@@ -325,9 +328,15 @@ async def _start_actors(config: Config, daemon: Daemon, *,
                     handle.status.set_state(
                         AccountState.DISABLED,
                         f"intake for auth {account.auth!r} not available yet")
+                elif leased:
+                    runners[account.id] = partial(supervise, runner, handle, _policy(account))
                 else:
                     starting.start_soon(nursery.start, supervise, runner, handle,
                                         _policy(account))
+        if runners:
+            from daemon.leases import serve_leased_accounts
+
+            await nursery.start(serve_leased_accounts, daemon, runners)
         task_status.started(nursery.cancel_scope)
 
 
