@@ -40,6 +40,13 @@ bookkeeping) ends that account's share of the round; it is logged (``outbox.batc
 ``outbox.round_failed``), shown in the status, and the items come back at the next poll.
 Nothing here crashes the daemon.
 
+Several nodes (one PostgreSQL store): each round *claims* its items (``claim_due``:
+``FOR UPDATE SKIP LOCKED`` and a visibility timeout, ``locked_until``, of
+``claim_seconds``), so no two nodes take one item, and a dead node's claims lapse. Each
+item is marked ``sending`` just before its send; one found ``sending`` was cut short by a
+crash in the window below: an idempotent transport (the Maildir) simply sends again, any
+other records ``outbox.resend_risk`` (event and log) and sends again.
+
 At least once, and the window: an item is sent, then marked sent. A crash (or a store
 failure) after the server accepted the message and before ``mark_sent`` committed sends
 it again after the restart, with the same bytes and Message-ID; nothing can close that
@@ -141,6 +148,16 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _node_of(config: Any) -> str:
+    from daemon.nodes import default_node_id, node_id
+
+    return node_id(config) if hasattr(config, "daemon") else default_node_id()
+
+
+#: What ``_deliver_one`` returns when the claim went to another node: nothing was sent.
+_CLAIM_LOST = TransientError("the outbox claim went to another node")
+
+
 SentCopy = Callable[[Any, Any, Sequence[bytes]], Awaitable[None]]
 
 
@@ -163,7 +180,8 @@ class OutboxActor:
                  poll_interval: float = 2 * SECONDS, batch_size: int = 50,
                  now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
                  transports: Callable[[Any, Any], Transport] = transport_for,
-                 sent_copy: SentCopy | None = append_sent) -> None:
+                 sent_copy: SentCopy | None = append_sent, node: str | None = None,
+                 claim_seconds: float = 5 * 60 * SECONDS) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("poll_interval must be positive and batch_size at least 1")
         self.config = config
@@ -171,6 +189,9 @@ class OutboxActor:
         self.policy = policy
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        #: Claims are taken in this node's name, for ``claim_seconds`` (daemon.nodes).
+        self.node = node or _node_of(config)
+        self.claim_seconds = claim_seconds
         self.status = OutboxStatus()
         self._now = now
         self._rng = rng or random.Random()
@@ -224,8 +245,10 @@ class OutboxActor:
             TransientError: the store could not be read (nothing was sent).
         """
         now = self._now()
+        until = now + timedelta(seconds=self.claim_seconds)
         items, self.status.held = await self.store.run(
-            lambda tx: (tx.due(now, self.batch_size), tx.count_outbox("held")))
+            lambda tx: (tx.claim_due(now, self.node, until, self.batch_size),  # type: ignore[attr-defined]
+                        tx.count_outbox("held")))
         by_account: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_account.setdefault(item.account, []).append(item)
@@ -273,6 +296,8 @@ class OutboxActor:
         Shielded: a send that started finishes, and its result is recorded.
         """
         with trio.CancelScope(shield=True):
+            if not await self._mark_sending(sender, item):
+                return _CLAIM_LOST
             try:
                 reply = await sender.send(item)
             except PermanentError as exc:
@@ -288,6 +313,24 @@ class OutboxActor:
                 return exc
             await self._mark_sent(item, reply)
         return None
+
+    async def _mark_sending(self, sender: Sender, item: OutboxItem) -> bool:
+        """Mark the item ``sending`` before the send (False: another node claimed it).
+
+        An item found ``sending`` was being sent when its node died: it may have gone out
+        already. A transport that is idempotent per outbox id (the Maildir) reconciles by
+        itself; otherwise the risk of a second copy is recorded (``outbox.resend_risk``,
+        same bytes and Message-ID) and the item sent again: at least once.
+        """
+        if item.status == "sending" and not getattr(sender, "idempotent", False):
+            log.warning("outbox.resend_risk", account=item.account, outbox=item.id,
+                        message_id=item.message_id)
+            data = {"outbox": item.id, "message_id": item.message_id,
+                    "recipient": item.recipient}
+            await self.store.run(lambda tx: tx.add_event("outbox.resend_risk", item.account,
+                                                         data))
+        node = self.node
+        return bool(await self.store.run(lambda tx: tx.mark_sending(item.id, node)))  # type: ignore[attr-defined]
 
     # -- results -----------------------------------------------------------------------
 

@@ -81,7 +81,8 @@ class RawRecord:
 class OutboxItem:
     """One email to send. ``raw`` is the complete RFC 5322 message, built before queueing.
 
-    ``status``: ``queued`` -> ``sent`` | ``failed`` (permanent); automatic mail over the
+    ``status``: ``queued`` -> ``sending`` (claimed, the send under way) -> ``sent`` |
+    ``failed`` (permanent) | back to ``queued`` (retry); automatic mail over the
     account's budget starts ``held`` and waits for :meth:`Tx.release_outbox`.
     ``attempts`` counts tries, ``next_attempt_at`` is when the outbox actor may try
     again. ``message_follower_id`` links the send (and a later bounce) to the CRM record.

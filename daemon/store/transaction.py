@@ -452,6 +452,40 @@ class Transaction:
                        "ORDER BY id LIMIT ?", (self._dialect.time_param(now, "now"), limit))
         return [self._outbox_item(row) for row in rows]
 
+    def claim_due(self, now: datetime, node: str, until: datetime,
+                  limit: int = 50) -> list[OutboxItem]:
+        """Claim up to ``limit`` due items for ``node`` until ``until``, oldest first.
+
+        Due: ``queued`` with ``next_attempt_at`` unset or <= ``now``, or ``sending`` (the
+        node sending it died in the at-least-once window), and not claimed by anyone
+        until after ``now`` (``locked_until``, a visibility timeout: a claimant that dies
+        holds nothing for longer) but ``node`` itself, whose rounds run one after another,
+        so its earlier claims are over. Rows another node is claiming right now are skipped
+        (``{claim_lock}``: ``FOR UPDATE SKIP LOCKED``), so two nodes never get one item.
+        """
+        t = self._dialect.time_param
+        tnow = t(now, "now")
+        ids = [id for (id,) in self._x(
+            "SELECT id FROM outbox WHERE status IN ('queued', 'sending') "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "AND (locked_until IS NULL OR locked_until <= ? OR locked_by = ?) "
+            "ORDER BY id LIMIT ?{claim_lock}", (tnow, tnow, node, limit))]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        self._x(f"UPDATE outbox SET locked_by = ?, locked_until = ? WHERE id IN ({marks})",
+                (node, t(until, "until"), *ids))
+        rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) "
+                       "ORDER BY id", ids)
+        return [self._outbox_item(row) for row in rows]
+
+    def mark_sending(self, id: int, node: str) -> bool:
+        """Mark a claimed item ``sending`` just before the send; False if ``node`` no
+        longer holds the claim (it must not send)."""
+        cur = self._x("UPDATE outbox SET status = 'sending' WHERE id = ? AND locked_by = ? "
+                      "AND status IN ('queued', 'sending')", (id, node))
+        return bool(cur.rowcount == 1)
+
     def get_outbox(self, id: int) -> OutboxItem | None:
         row = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (id,)).fetchone()
         return None if row is None else self._outbox_item(row)
@@ -463,15 +497,17 @@ class Transaction:
             raise KeyError(f"no outbox item {id}")
 
     def mark_sent(self, id: int, when: datetime) -> None:
-        self._update_outbox(id, "status = 'sent', sent_at = ?",
+        self._update_outbox(id, "status = 'sent', sent_at = ?, locked_until = NULL",
                             (self._dialect.time_param(when, "when"),))
 
     def mark_retry(self, id: int, error: str, next_attempt_at: datetime) -> None:
-        self._update_outbox(id, "last_error = ?, next_attempt_at = ?",
+        self._update_outbox(id, "status = 'queued', last_error = ?, next_attempt_at = ?, "
+                                "locked_until = NULL",
                             (error, self._dialect.time_param(next_attempt_at, "next_attempt_at")))
 
     def mark_failed(self, id: int, error: str) -> None:
-        self._update_outbox(id, "status = 'failed', last_error = ?", (error,))
+        self._update_outbox(id, "status = 'failed', last_error = ?, locked_until = NULL",
+                            (error,))
 
     def outbox_by_status(self, status: str, limit: int = 100) -> list[OutboxItem]:
         rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? "
