@@ -185,6 +185,7 @@ class LeaseKeeper:
         self.work: dict[str, _Work] = {}
         self.trusted_until: dict[str, float] = {}
         self.beats = 0
+        self.kicks_taken = 0  # "sync now" requests consumed (daemon.kicks)
         #: This node's clock when the last successful heartbeat began (None: none yet).
         self.last_renewal: float | None = None
         self.changed = trio.Event()
@@ -371,4 +372,8 @@ async def serve_leased_accounts(daemon: Any, runners: Mapping[str, Runner], *,
     daemon.leases = keeper
     async with trio.open_nursery() as nursery:
         await nursery.start(keeper.run)
+        if hasattr(daemon.store.store, "conninfo"):
+            from daemon.kicks import listen_for_kicks
+
+            await nursery.start(listen_for_kicks, daemon, keeper)
         task_status.started(keeper)

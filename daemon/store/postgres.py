@@ -126,6 +126,7 @@ POSTGRES = Dialect(
     lookup_param=dumps, no_limit=None, max_identifier=_MAX_IDENTIFIER, time_param=utc,
     time_value=_same, json_value=_same, share_lock=" FOR SHARE",
     claim_lock=" FOR UPDATE SKIP LOCKED",
+    notify_kick="SELECT pg_notify('postroom_kicks', ?)",
 )
 
 #: Translate psycopg errors raised inside the block (see :func:`translate`).
@@ -241,6 +242,8 @@ class PostgresStore:
         #: Set by daemon.leases when several nodes share the store: fences intake writes.
         self.fences: Fences | None = None
         conninfo = _conninfo(libpq_url, self.schema, busy_timeout_ms)
+        #: For a dedicated connection (daemon.kicks LISTENs on one); never logged.
+        self.conninfo = conninfo
         # One direct connection first: an unreachable server fails at once instead of
         # after the pool's reconnect attempts.
         with map_errors(), psycopg.connect(conninfo, autocommit=True) as conn:

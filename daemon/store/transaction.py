@@ -97,6 +97,9 @@ class Dialect:
     #: Appended to a SELECT that claims queue rows no other node is claiming
     #: (``{claim_lock}``: ``FOR UPDATE SKIP LOCKED`` in PostgreSQL).
     claim_lock: str = ""
+    #: A statement sending its one parameter as a notification to the other nodes when
+    #: the transaction commits (PostgreSQL's ``pg_notify``); empty: single node.
+    notify_kick: str = ""
     _compiled: dict[str, str] = field(default_factory=dict, repr=False)
 
     @contextmanager
@@ -642,3 +645,28 @@ class Transaction:
         return [{"account": a, "owner": o, "epoch": int(e), "acquired_at": time_value(at),
                  "previous_owner": po, "previous_expires_at": time_value(pe)}
                 for a, o, e, at, po, pe in rows]
+
+    # -- kicks: "sync now" across nodes (daemon.kicks) ----------------------------------
+    def record_kick(self, account: str) -> None:
+        """Ask the node serving ``account`` to sync it now: a row it will consume, and a
+        notification at commit (best effort; the owner also polls)."""
+        self._x("INSERT INTO account_kicks (account, requested_at) VALUES (?, now()) "
+                "ON CONFLICT (account) DO UPDATE SET requested_at = excluded.requested_at",
+                (account,))
+        if self._dialect.notify_kick:
+            self._x(self._dialect.notify_kick, (account,))
+
+    def take_kicks(self, accounts: Sequence[str]) -> list[str]:
+        """Consume the kicks of ``accounts`` (fenced: only their lease holder may)."""
+        if not accounts:
+            return []
+        marks = ", ".join("?" * len(accounts))
+        kicked = [a for (a,) in self._x(
+            f"SELECT account FROM account_kicks WHERE account IN ({marks}) ORDER BY account",
+            list(accounts))]
+        for account in kicked:
+            self._fence(account)
+        if kicked:
+            marks = ", ".join("?" * len(kicked))
+            self._x(f"DELETE FROM account_kicks WHERE account IN ({marks})", kicked)
+        return kicked

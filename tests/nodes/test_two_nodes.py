@@ -70,3 +70,27 @@ async def test_two_nodes_share_the_accounts_and_hand_them_over(tmp_path: Path, p
                                 for acc in ACCOUNTS), ka)
     keys = await trio.to_thread.run_sync(imported, pg_url)
     assert len(keys) == len(set(keys)) == 14
+
+
+async def test_a_sync_request_on_any_node_wakes_the_node_serving_the_account(
+        tmp_path: Path, pg_url: str):
+    from daemon.kicks import kick
+
+    a = load_config(write_node_config(tmp_path, pg_url, "a", ACCOUNTS))
+    b = load_config(write_node_config(tmp_path, pg_url, "b", ACCOUNTS))
+    async with open_daemon(a) as node_a, open_daemon(b) as node_b:
+        ka, kb = node_a.leases, node_b.leases
+        await until(lambda: len(ka.work) == 2 and len(kb.work) == 2, ka, kb)
+        theirs = min(ka.work)
+        await kick(node_b, theirs)  # b does not serve it: recorded, NOTIFY sent
+        with trio.fail_after(4):  # well before the 5 s poll: the notification did it
+            while ka.kicks_taken == 0:
+                await ka.changed.wait()
+        await kick(node_b, min(kb.work))  # served here: woken directly, nothing recorded
+        assert kb.kicks_taken == 0
+    store = await trio.to_thread.run_sync(open_store, pg_url)
+    try:
+        with store.transaction() as tx:
+            assert tx._x("SELECT count(*) FROM account_kicks").fetchone()[0] == 0
+    finally:
+        store.close()
