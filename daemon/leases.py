@@ -293,16 +293,29 @@ class LeaseKeeper:
 
     async def _stop(self, account: str, reason: str) -> None:
         """Stop serving ``account``: no more intake writes, then its actor, awaited."""
+        work = self._cancel(account, reason)
+        if work is not None:
+            await self._stopped(account, work)
+
+    def _cancel(self, account: str, reason: str) -> _Work | None:
+        """At once: refuse the account's intake writes here and cancel its actor.
+
+        A transaction already in the store's thread finishes there (it cannot be
+        abandoned), and the database's fence decides whether it may commit.
+        """
         self.fences.epochs.pop(account, None)
         self.trusted_until.pop(account, None)
         work = self.work.pop(account, None)
         if work is None:
-            return
+            return None
         work.scope.cancel()
-        await work.done.wait()
         self.owners[account] = None
-        self.on_lost(account)
         log.info("lease.lost", account=account, epoch=work.epoch, reason=reason)
+        return work
+
+    async def _stopped(self, account: str, work: _Work) -> None:
+        await work.done.wait()
+        self.on_lost(account)
 
     async def _watch_deadlines(self) -> None:
         """Stop each account when this node's own clock passes its trusted time, whether
@@ -310,9 +323,15 @@ class LeaseKeeper:
         while True:
             self._wake_deadlines = trio.Event()
             if self.trusted_until:
-                account, deadline = min(self.trusted_until.items(), key=lambda kv: kv[1])
-                if trio.current_time() >= deadline:
-                    await self._stop(account, "lease not renewed in time")
+                deadline = min(self.trusted_until.values())
+                now = trio.current_time()
+                if now >= deadline:
+                    expired = [a for a, t in self.trusted_until.items() if t <= now]
+                    cancelled = [(a, self._cancel(a, "lease not renewed in time"))
+                                 for a in expired]
+                    for account, work in cancelled:
+                        if work is not None:
+                            await self._stopped(account, work)
                     self._notify()
                     continue
                 with trio.move_on_at(deadline):
