@@ -133,13 +133,32 @@ def heartbeat(tx: Tx, node: str, accounts: Iterable[str], release: Iterable[str]
             held[account] = epoch
     if len(held) >= share:
         retake_at = None
-    shed = tuple(sorted(held)[share:]) if len(held) > share + settings.slack else ()
+    shed = tuple(sorted(held)[_keep(len(held), share, len(wanted), live, leases, now,
+                                    settings.slack):])
     owners: dict[str, str | None] = {
         a: (node if a in held else
             leases[a].owner if a in leases and leases[a].expires_at > now and a not in released
             else None)
         for a in wanted}
     return Beat(held, shed, owners, len(live), retake_at, now)
+
+
+def _keep(held: int, share: int, wanted: int, live: list[str], leases: Mapping[str, Any],
+          now: datetime, slack: int) -> int:
+    """How many of its ``held`` accounts a node keeps.
+
+    Above ``share + slack``: down to the share. And when a live node holds fewer than
+    ``floor(accounts / live nodes)`` (it just joined, or came back), every node above
+    that floor gives the rest up, so the newcomer is not left idle by the slack.
+    """
+    floor = wanted // max(1, len(live))
+    counts = dict.fromkeys(live, 0)
+    for lease in leases.values():
+        if lease.expires_at > now and lease.owner in counts:
+            counts[lease.owner] += 1
+    if counts and min(counts.values()) < floor and held > floor:
+        return floor
+    return share if held > share + slack else held
 
 
 @dataclass

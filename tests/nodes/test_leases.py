@@ -55,11 +55,31 @@ def test_a_joining_node_gets_its_share_through_shedding(store):
     assert dict(taken.held) == {"c": 2, "d": 2}  # the epoch grew with the change of hands
 
 
-def test_slack_keeps_one_account_above_share_without_flapping(store):
-    beat(store, "n1", at(0), accounts=["a", "b", "c"])
-    beat(store, "n2", at(1), accounts=["a", "b", "c"])
-    kept = beat(store, "n1", at(2), accounts=["a", "b", "c"])
-    assert kept.shed == ()  # 3 = share 2 + slack 1
+def test_slack_keeps_one_account_above_share_without_flapping():
+    from daemon.leases import _keep
+    from daemon.store.transaction import Lease
+
+    counts = {"n1": 4, "n2": 2, "n3": 2, "n4": 2}  # 10 accounts: share 3, floor 2
+    leases = {f"{node}-{i}": Lease(f"{node}-{i}", node, 1, at(30))
+              for node, n in counts.items() for i in range(n)}
+    assert _keep(4, 3, 10, list(counts), leases, at(0), slack=1) == 4
+    assert _keep(4, 3, 10, list(counts), leases, at(0), slack=0) == 3
+
+
+def test_a_node_left_with_nothing_gets_accounts_despite_the_slack(store):
+    six = ["a", "b", "c", "d", "e", "f"]
+    beat(store, "n1", at(0), accounts=six)
+    beat(store, "n2", at(0.1), accounts=six)
+    first = beat(store, "n1", at(0.2), accounts=six)
+    beat(store, "n1", at(0.3), release=first.shed, accounts=six)
+    beat(store, "n2", at(0.4), accounts=six)  # now 3 and 3
+    assert beat(store, "n3", at(0.5), accounts=six).held == {}  # share 2, all taken
+    n1 = beat(store, "n1", at(0.6), accounts=six)
+    assert len(n1.shed) == 1  # 3 is only share + slack, but n3 holds nothing
+    beat(store, "n1", at(0.7), release=n1.shed, accounts=six)
+    n2 = beat(store, "n2", at(0.8), accounts=six)
+    beat(store, "n2", at(0.9), release=n2.shed, accounts=six)
+    assert len(beat(store, "n3", at(1.0), accounts=six).held) == 2
 
 
 def test_a_dead_nodes_accounts_are_taken_when_its_leases_expire(store):
