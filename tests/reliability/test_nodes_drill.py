@@ -204,15 +204,19 @@ async def _drill(dovecot: Dovecot, tmp_path: Path, url: str) -> None:
 
             await trio.to_thread.run_sync(mail.round)
             n2.kill()
+            killed = trio.current_time()
             await trio.to_thread.run_sync(mail.round)
-            failover = await poll_until("n2's accounts taken over", lambda: (
+            await poll_until("n2's accounts taken over", lambda: (
                 len(o := owners()) == ACCOUNTS and "n2" not in o.values()))
+            failover = trio.current_time() - killed
             await poll_until("everything after the kill", imported_all)
 
             proxy.stall(4 * LEASE)  # n3 cannot reach the database
+            cut = trio.current_time()
             await trio.to_thread.run_sync(mail.round)
-            cutoff = await poll_until("n3's accounts taken over", lambda: (
+            await poll_until("n3's accounts taken over", lambda: (
                 set(owners().values()) == {"n1"} and len(owners()) == ACCOUNTS))
+            cutoff = trio.current_time() - cut
             await poll_until("everything while n3 is cut off", imported_all)
 
             n2.start()  # both back
