@@ -6,7 +6,8 @@
     ├── watchdog                    sd_notify WATCHDOG=1 from the event loop
     ├── Processor                   parse -> classify -> hooks -> one transaction
     ├── OutboxActor                 sends queued mail; retries with backoff
-    ├── supervise(mailbox actor)    one per enabled account (maildir | imap)
+    ├── supervise(mailbox actor)    one per enabled account (maildir | imap); on
+    │                               PostgreSQL only those this node leases (daemon.leases)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
 Shutdown (SIGINT/SIGTERM, or ``stop.set()``), as in Hypercorn's ``trio/run.py``: the
