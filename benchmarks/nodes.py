@@ -123,7 +123,8 @@ def run_nodes(root: Path, server: Dovecot, url: str, users: list[Any], names: li
                                  password_env=PASSWORD_ENV) for name in names]
     total = len(users) * args.messages
     start = time.monotonic()
-    procs = [spawn(config, root / f"{name}.log") for name, config in zip(names, configs)]
+    procs = [spawn(config, root / f"{name}.log")
+             for name, config in zip(names, configs, strict=True)]
     watch = None
     try:
         while watch is None:  # the first node creates the schema

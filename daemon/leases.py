@@ -15,8 +15,8 @@ accounts until an operator acts (Nylas' sync-engine). The design:
   without waiting for the database. The database's expiry is later still (its ``now()``
   ran after the node's note), so a new owner can only start after the old one stopped.
   Only the rate of the clocks matters, not their offset.
-* **Fencing.** Checkpoint writes (the IMAP UIDs, ``flagged_uid``, the Maildir marks, the
-  automatic-mail budget: everything that belongs to an account's intake) check the lease
+* **Fencing.** Checkpoint writes (the IMAP UIDs, ``flagged_uid``, the automatic-mail
+  budget, kicks consumed: everything that belongs to an account's intake) check the lease
   row's owner and epoch in the same transaction and lock it until commit
   (:class:`~daemon.store.transaction.Fences`); a node that lost its lease cannot write,
   and its import rolls back (:class:`~daemon.errors.LeaseLost`, transient). Unique keys
@@ -27,8 +27,8 @@ accounts until an operator acts (Nylas' sync-engine). The design:
   it stops their actors first and releases the leases in its next heartbeat (at once),
   so an account is never served by two nodes. A node joining or leaving moves accounts
   within a heartbeat or two; a SIGKILLed node's accounts are taken when its leases expire,
-  at most ``lease_seconds`` after the kill (a node short of its share beats again at the
-  earliest expiry it could take).
+  at most ``lease_seconds`` after the kill (every node beats again right at the earliest
+  expiry of another node's lease, in case it is not renewed).
 * **Graceful stop** releases the leases after the actors stopped, so the others take over
   at their next heartbeat instead of after the lease time.
 
@@ -85,8 +85,8 @@ class Beat:
 
     ``held``: account -> epoch this node holds now (renewed or newly taken). ``shed``:
     accounts above share plus slack, to stop and release next time. ``owners``: every
-    wanted account's live owner (None: nobody). ``retake_at``: the earliest expiry of a
-    lease this node would take (it is short of its share), or None.
+    wanted account's live owner (None: nobody). ``retake_at``: the earliest expiry of
+    another node's lease (unless renewed by then, its node is gone), or None.
     """
 
     held: Mapping[str, int]
@@ -117,7 +117,6 @@ def heartbeat(tx: Tx, node: str, accounts: Iterable[str], release: Iterable[str]
     share = math.ceil(len(wanted) / max(1, len(live)))
     held = {a: leases[a].epoch for a in wanted
             if a in leases and leases[a].owner == node and leases[a].expires_at > now}
-    retake_at: datetime | None = None
     for account in wanted:
         if len(held) >= share:
             break
@@ -125,14 +124,15 @@ def heartbeat(tx: Tx, node: str, accounts: Iterable[str], release: Iterable[str]
         if account in held or account in released:
             continue
         if lease is not None and lease.expires_at > now:
-            retake_at = lease.expires_at if retake_at is None else min(retake_at,
-                                                                       lease.expires_at)
             continue
         epoch = tx.acquire_lease(account, node, now, until)  # type: ignore[attr-defined]
         if epoch is not None:
             held[account] = epoch
-    if len(held) >= share:
-        retake_at = None
+    # A live owner renews long before its leases' expiry; one that reaches it has died, and
+    # its node row expires with them, so this node's share grows then: beat at that moment.
+    retake_at = min((leases[a].expires_at for a in wanted if a in leases
+                     and leases[a].owner != node and leases[a].expires_at > now),
+                    default=None)
     shed = tuple(sorted(held)[_keep(len(held), share, len(wanted), live, leases, now,
                                     settings.slack):])
     owners: dict[str, str | None] = {

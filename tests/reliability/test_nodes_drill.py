@@ -19,12 +19,12 @@ intervals, the killed node's ending at the kill). Short form by default; the lon
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,7 +196,7 @@ async def _drill(dovecot: Dovecot, tmp_path: Path, url: str) -> None:
         try:
             for node in nodes:
                 node.start()
-            n1, n2, n3 = nodes
+            _, n2, _ = nodes
             spread = await poll_until("the accounts spread over three nodes", lambda: (
                 len(o := owners()) == ACCOUNTS and set(o.values()) == {"n1", "n2", "n3"}))
             await poll_until("the backlog", imported_all)
@@ -254,7 +254,7 @@ async def _drill(dovecot: Dovecot, tmp_path: Path, url: str) -> None:
     overlaps = []
     for account, spans in serving_intervals(nodes).items():
         spans.sort()
-        for (s1, e1, who1), (s2, e2, who2) in zip(spans, spans[1:]):
+        for (_, e1, who1), (s2, _, who2) in itertools.pairwise(spans):
             if who1 != who2 and s2 < e1:
                 overlaps.append((account, who1, who2, (e1 - s2).total_seconds()))
     assert overlaps == [], "an account served by two nodes at once"
