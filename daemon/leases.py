@@ -106,14 +106,14 @@ def heartbeat(tx: Tx, node: str, accounts: Iterable[str], release: Iterable[str]
     """
     wanted = sorted(set(accounts))
     released = set(release)
-    now = now if now is not None else tx.db_now()  # type: ignore[attr-defined]
+    now = now if now is not None else tx.db_now()
     until = now + timedelta(seconds=settings.lease_seconds)
-    tx.beat_node(node, now, until)  # type: ignore[attr-defined]
+    tx.beat_node(node, now, until)
     for account in sorted(released):
-        tx.release_lease(account, node, now)  # type: ignore[attr-defined]
-    tx.renew_leases(node, now, until)  # type: ignore[attr-defined]
-    leases = {lease.account: lease for lease in tx.leases()}  # type: ignore[attr-defined]
-    live = tx.live_nodes(now)  # type: ignore[attr-defined]
+        tx.release_lease(account, node, now)
+    tx.renew_leases(node, now, until)
+    leases = {lease.account: lease for lease in tx.leases()}
+    live = tx.live_nodes(now)
     share = math.ceil(len(wanted) / max(1, len(live)))
     held = {a: leases[a].epoch for a in wanted
             if a in leases and leases[a].owner == node and leases[a].expires_at > now}
@@ -125,7 +125,7 @@ def heartbeat(tx: Tx, node: str, accounts: Iterable[str], release: Iterable[str]
             continue
         if lease is not None and lease.expires_at > now:
             continue
-        epoch = tx.acquire_lease(account, node, now, until)  # type: ignore[attr-defined]
+        epoch = tx.acquire_lease(account, node, now, until)
         if epoch is not None:
             held[account] = epoch
     # A live owner renews long before its leases' expiry; one that reaches it has died, and
@@ -299,16 +299,17 @@ class LeaseKeeper:
 
     async def _serve(self, account: str, work: _Work, *,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
         try:
             with work.scope:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(self.runners[account])
                     task_status.started()
-            task_status.started()  # cancelled before its first attempt: started anyway
-        except RuntimeError:  # started twice: only the first counts
-            pass
+                    started = True
         finally:
             work.done.set()
+        if not started:  # its lease went before the first attempt: nothing to wait for
+            task_status.started()
 
     async def _stop(self, account: str, reason: str) -> None:
         """Stop serving ``account``: no more intake writes, then its actor, awaited."""
@@ -377,10 +378,10 @@ class LeaseKeeper:
 
 
 def _release(tx: Tx, node: str, accounts: list[str]) -> None:
-    now = tx.db_now()  # type: ignore[attr-defined]
+    now = tx.db_now()
     for account in accounts:
-        tx.release_lease(account, node, now)  # type: ignore[attr-defined]
-    tx.beat_node(node, now, now)  # type: ignore[attr-defined]  # no longer live
+        tx.release_lease(account, node, now)
+    tx.beat_node(node, now, now)  # no longer live
 
 
 def settings_from(config: Any) -> LeaseSettings:

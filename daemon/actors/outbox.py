@@ -247,7 +247,7 @@ class OutboxActor:
         now = self._now()
         until = now + timedelta(seconds=self.claim_seconds)
         items, self.status.held = await self.store.run(
-            lambda tx: (tx.claim_due(now, self.node, until, self.batch_size),  # type: ignore[attr-defined]
+            lambda tx: (tx.claim_due(now, self.node, until, self.batch_size),
                         tx.count_outbox("held")))
         by_account: dict[str, list[OutboxItem]] = {}
         for item in items:
@@ -330,7 +330,7 @@ class OutboxActor:
             await self.store.run(lambda tx: tx.add_event("outbox.resend_risk", item.account,
                                                          data))
         node = self.node
-        return bool(await self.store.run(lambda tx: tx.mark_sending(item.id, node)))  # type: ignore[attr-defined]
+        return bool(await self.store.run(lambda tx: tx.mark_sending(item.id, node)))
 
     # -- results -----------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 __all__ = ["Event", "Obj", "OutboxItem", "RawRecord", "Store", "StoredFile", "Tx"]
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,6 +197,13 @@ class Tx(Protocol):
     def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Queued items whose ``next_attempt_at`` is unset or <= now, oldest first."""
 
+    def claim_due(self, now: datetime, node: str, until: datetime,
+                  limit: int = 50) -> list[OutboxItem]:
+        """Claim due items for ``node`` until ``until`` (``SKIP LOCKED``), oldest first."""
+
+    def mark_sending(self, id: int, node: str) -> bool:
+        """Mark a claimed item ``sending``; False if ``node`` lost the claim."""
+
     def get_outbox(self, id: int) -> OutboxItem | None: ...
 
     def mark_sent(self, id: int, when: datetime) -> None:
@@ -218,6 +225,30 @@ class Tx(Protocol):
 
     def release_outbox(self, id: int) -> bool:
         """Make a ``held`` item ``queued`` (due now); False if it is not held."""
+
+    # -- nodes, leases, kicks (daemon.leases, daemon.kicks) ---------------------------
+    def db_now(self) -> datetime: ...
+
+    def beat_node(self, node: str, now: datetime, expires_at: datetime) -> None: ...
+
+    def live_nodes(self, now: datetime) -> list[str]: ...
+
+    def leases(self) -> list[Any]:
+        """Every account's :class:`~daemon.store.transaction.Lease`, by account."""
+
+    def acquire_lease(self, account: str, node: str, now: datetime,
+                      expires_at: datetime) -> int | None:
+        """The new epoch if the lease was free or expired, else None."""
+
+    def renew_leases(self, node: str, now: datetime, expires_at: datetime) -> None: ...
+
+    def release_lease(self, account: str, node: str, now: datetime) -> None: ...
+
+    def lease_history(self) -> list[dict[str, Any]]: ...
+
+    def record_kick(self, account: str) -> None: ...
+
+    def take_kicks(self, accounts: Sequence[str]) -> list[str]: ...
 
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...
