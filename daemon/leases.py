@@ -68,6 +68,10 @@ class LeaseSettings:
     margin_seconds: float = 5.0
     slack: int = 1
     release_timeout_seconds: float = 5.0
+    #: At start, the node announces itself and waits this long before taking leases, so
+    #: nodes started together see each other and share from the first heartbeat instead
+    #: of the first taking everything and shedding it mid-backlog.
+    join_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_seconds < self.lease_seconds - self.margin_seconds:
@@ -222,11 +226,22 @@ class LeaseKeeper:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._watch_deadlines)
+                await self._announce()
                 first = await self._beat()
                 task_status.started()
                 await self._beat_forever(first)
         finally:
             await self._release_all()
+
+    async def _announce(self) -> None:
+        """Register as a live node, then give nodes starting alongside a moment to do
+        the same (a failure here only skips the wait: the heartbeats deal with it)."""
+        try:
+            await self.store.run(_announce, self.node, self.settings)
+        except TransientError as exc:
+            log.warning("lease.announce_failed", error=str(exc))
+            return
+        await trio.sleep(self.settings.join_seconds)
 
     async def _beat_forever(self, last: Beat | None) -> None:
         while True:
@@ -375,6 +390,16 @@ class LeaseKeeper:
     def _notify(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+
+#: Rows of nodes gone this long are deleted by the others' heartbeats.
+FORGET_NODES_AFTER = timedelta(days=1)
+
+
+def _announce(tx: Tx, node: str, settings: LeaseSettings) -> None:
+    now = tx.db_now()
+    tx.beat_node(node, now, now + timedelta(seconds=settings.lease_seconds))
+    tx.forget_nodes(now - FORGET_NODES_AFTER)
 
 
 def _release(tx: Tx, node: str, accounts: list[str]) -> None:

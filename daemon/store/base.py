@@ -233,6 +233,8 @@ class Tx(Protocol):
 
     def live_nodes(self, now: datetime) -> list[str]: ...
 
+    def forget_nodes(self, before: datetime) -> None: ...
+
     def leases(self) -> list[Any]:
         """Every account's :class:`~daemon.store.transaction.Lease`, by account."""
 

@@ -580,6 +580,12 @@ class Transaction:
                 "ON CONFLICT (node_id) DO UPDATE SET expires_at = excluded.expires_at",
                 (node, t(now, "now"), t(expires_at, "expires_at")))
 
+    def forget_nodes(self, before: datetime) -> None:
+        """Delete the rows of nodes whose heartbeat expired before ``before`` (ids of the
+        form hostname:pid change with every start)."""
+        self._x("DELETE FROM nodes WHERE expires_at < ?",
+                (self._dialect.time_param(before, "before"),))
+
     def live_nodes(self, now: datetime) -> list[str]:
         """Nodes whose heartbeat has not expired at ``now``, by id."""
         rows = self._x("SELECT node_id FROM nodes WHERE expires_at > ? ORDER BY node_id",

@@ -197,3 +197,15 @@ async def test_graceful_stop_releases_the_leases(autojump_clock, direct_store):
         now = tx.db_now()
         assert [lease.expires_at <= now for lease in tx.leases()] == [True]
         assert tx.live_nodes(now) == []
+
+
+def test_announcing_forgets_nodes_gone_for_a_day(store):
+    from daemon.leases import _announce
+
+    with store.transaction() as tx:
+        now = tx.db_now()
+        tx.beat_node("old:1", now - timedelta(days=3), now - timedelta(days=2))
+        tx.beat_node("recent:2", now - timedelta(hours=2), now - timedelta(hours=1))
+        _announce(tx, "n1", S)
+        rows = [r[0] for r in tx._x("SELECT node_id FROM nodes ORDER BY node_id")]
+    assert rows == ["n1", "recent:2"]
