@@ -44,8 +44,10 @@ Several nodes (one PostgreSQL store): each round *claims* its items (``claim_due
 ``FOR UPDATE SKIP LOCKED`` and a visibility timeout, ``locked_until``, of
 ``claim_seconds``), so no two nodes take one item, and a dead node's claims lapse. Each
 item is marked ``sending`` just before its send; one found ``sending`` was cut short by a
-crash in the window below: an idempotent transport (the Maildir) simply sends again, any
-other records ``outbox.resend_risk`` (event and log) and sends again.
+crash in the window below: if the account's Sent folder holds its Message-ID
+(:func:`~daemon.outbox.sentcopy.found_in_sent`; servers that file what they send), it is
+marked sent without sending; otherwise an idempotent transport (the Maildir) simply sends
+again, and any other records ``outbox.resend_risk`` (event and log) and sends again.
 
 At least once, and the window: an item is sent, then marked sent. A crash (or a store
 failure) after the server accepted the message and before ``mark_sent`` committed sends
@@ -76,7 +78,7 @@ import trio
 
 from daemon.config import HOURS, SECONDS
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
-from daemon.outbox.sentcopy import append_sent, wants_sent_copy
+from daemon.outbox.sentcopy import append_sent, found_in_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
 from daemon.store.asyncstore import AsyncStore
@@ -156,9 +158,13 @@ def _node_of(config: Any) -> str:
 
 #: What ``_deliver_one`` returns when the claim went to another node: nothing was sent.
 _CLAIM_LOST = TransientError("the outbox claim went to another node")
+#: ... and when the item was found in the Sent folder: marked sent, not sent (nor copied).
+_FOUND_IN_SENT = TransientError("already in the Sent folder")
 
 
 SentCopy = Callable[[Any, Any, Sequence[bytes]], Awaitable[None]]
+#: ``await lookup(config, account, message_id)``: in the Sent folder? None: cannot tell.
+SentLookup = Callable[[Any, Any, str], Awaitable[bool | None]]
 
 
 class OutboxActor:
@@ -181,7 +187,8 @@ class OutboxActor:
                  now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
                  transports: Callable[[Any, Any], Transport] = transport_for,
                  sent_copy: SentCopy | None = append_sent, node: str | None = None,
-                 claim_seconds: float = 5 * 60 * SECONDS) -> None:
+                 claim_seconds: float = 5 * 60 * SECONDS,
+                 sent_lookup: SentLookup | None = found_in_sent) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("poll_interval must be positive and batch_size at least 1")
         self.config = config
@@ -192,6 +199,7 @@ class OutboxActor:
         #: Claims are taken in this node's name, for ``claim_seconds`` (daemon.nodes).
         self.node = node or _node_of(config)
         self.claim_seconds = claim_seconds
+        self._sent_lookup = sent_lookup
         self.status = OutboxStatus()
         self._now = now
         self._rng = rng or random.Random()
@@ -199,6 +207,7 @@ class OutboxActor:
         self._sent_copy = sent_copy
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
         self._retry_at: list[datetime] = []  # retries this actor scheduled, still ahead
+        self._sent_found: dict[int | None, bool] = {}  # Sent-folder lookups after crashes
 
     def wakeup(self) -> None:
         """Ask for a round now. Never blocks; call from the Trio thread."""
@@ -298,6 +307,9 @@ class OutboxActor:
         with trio.CancelScope(shield=True):
             if not await self._mark_sending(sender, item):
                 return _CLAIM_LOST
+            if item.status == "sending" and await self._found_in_sent(item):
+                await self._mark_sent(item, "found in the Sent folder after a crash")
+                return _FOUND_IN_SENT
             try:
                 reply = await sender.send(item)
             except PermanentError as exc:
@@ -322,7 +334,8 @@ class OutboxActor:
         itself; otherwise the risk of a second copy is recorded (``outbox.resend_risk``,
         same bytes and Message-ID) and the item sent again: at least once.
         """
-        if item.status == "sending" and not getattr(sender, "idempotent", False):
+        if (item.status == "sending" and not getattr(sender, "idempotent", False)
+                and not await self._found_in_sent(item)):
             log.warning("outbox.resend_risk", account=item.account, outbox=item.id,
                         message_id=item.message_id)
             data = {"outbox": item.id, "message_id": item.message_id,
@@ -331,6 +344,24 @@ class OutboxActor:
                                                          data))
         node = self.node
         return bool(await self.store.run(lambda tx: tx.mark_sending(item.id, node)))
+
+    async def _found_in_sent(self, item: OutboxItem) -> bool:
+        """Whether an item cut short by a crash is in its account's Sent folder (by
+        Message-ID), so it went out already. Looked up once per item and round."""
+        cache = self._sent_found
+        if item.id not in cache:
+            found = None
+            if self._sent_lookup is not None:
+                try:
+                    account = self.config.account(item.account)
+                    found = await self._sent_lookup(self.config, account, item.message_id)
+                except KeyError:
+                    found = None
+            cache[item.id] = bool(found)
+            if found:
+                log.info("outbox.reconciled", account=item.account, outbox=item.id,
+                         message_id=item.message_id)
+        return cache[item.id]
 
     # -- results -----------------------------------------------------------------------
 

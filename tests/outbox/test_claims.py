@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+import trio
+
 from daemon.actors.outbox import OutboxActor
-from tests.outbox.conftest import make_data
+from tests.fakes.dovecot import Dovecot, dovecot_binary
+from tests.outbox.conftest import SMTP_PASSWORD, make_data
 from tests.outbox.test_actor import ScriptedTransport, single_follower_reply
 
 
@@ -66,3 +70,34 @@ async def test_the_maildir_transport_reconciles_by_itself(make_env, tmp_path):
     assert (await env.outbox(item.id)).status == "sent"
     assert await events(env, "outbox.resend_risk") == []
     assert len(list((tmp_path / "Maildir" / ".Sent" / "new").iterdir())) == 1
+
+
+@pytest.mark.dovecot
+async def test_an_item_found_in_the_sent_folder_is_marked_sent_not_sent_again(
+        make_env, tmp_path):
+    if dovecot_binary() is None:
+        pytest.skip("dovecot is not installed")
+    dovecot = Dovecot()
+    dovecot.start()
+    try:
+        user = dovecot.add_user(password=SMTP_PASSWORD)
+        data = make_data(tmp_path, smtp=None, runtime=None, seed=None,
+                         account={"sent_folder": "Sent", "username": user.name})
+        data["imap_connections"][0].update(imap_host=dovecot.host,
+                                           imap_port=dovecot.imap_port)
+        env = await make_env(data=data)
+        item = await single_follower_reply(env)
+        await _died_mid_send(env, item.id)
+        # the dead node's send went out, and the server filed it in Sent
+        await trio.to_thread.run_sync(dovecot.append, user, item.raw, "Sent")
+        transport = ScriptedTransport([])
+        actor = OutboxActor(env.config, env.store, sent_copy=None, node="n2",
+                            transports=lambda config, account: transport)
+        assert await actor.deliver_due() == 1
+        assert transport.calls == []  # not sent a second time
+        assert (await env.outbox(item.id)).status == "sent"
+        assert await events(env, "outbox.resend_risk") == []
+        (sent,) = await events(env, "outbox.sent")
+        assert "Sent folder" in sent.data["reply"]
+    finally:
+        dovecot.cleanup()
