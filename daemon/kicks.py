@@ -32,13 +32,15 @@ CHANNEL = "postroom_kicks"
 async def kick(daemon: Any, account: str) -> None:
     """Wake ``account``'s actor, here or on the node that serves it (see the module).
 
+    An account no node leases (disabled, or without intake) is woken here: a no-op.
+
     Raises:
         KeyError: no such account.
         TransientError: the store could not record the kick.
     """
     handle = daemon.handles[account]
     keeper = daemon.leases
-    if keeper is None or account in keeper.work:
+    if keeper is None or account in keeper.work or account not in keeper.runners:
         handle.wake()
         return
     await daemon.store.run(lambda tx: tx.record_kick(account))
