@@ -17,10 +17,12 @@ if [[ "${1:-}" == "--quick" ]]; then
     "$PY" -m benchmarks.scale --accounts 20 --settle 1 --idle-seconds 2
     "$PY" -m benchmarks.webhook --seconds 2
     "$PY" -m benchmarks.hostile --scale 0.05
+    "$PY" -m benchmarks.nodes --accounts 3 --messages 10 --lease 6 --renew 2
 else
     "$PY" -m benchmarks.ingest --messages 10000
     "$PY" -m benchmarks.latency --messages 100
     "$PY" -m benchmarks.scale --accounts 1000
     "$PY" -m benchmarks.webhook --rate 500 --seconds 10
     "$PY" -m benchmarks.hostile
+    "$PY" -m benchmarks.nodes --accounts 12 --messages 100
 fi

@@ -7,7 +7,8 @@
     ├── Processor                   parse -> classify -> hooks -> one transaction
     ├── OutboxActor                 sends queued mail; retries with backoff
     ├── OAuthManager.run            daily warnings (client secret expiry, Testing apps)
-    ├── supervise(mailbox actor)    one per enabled account (maildir | imap | graph)
+    ├── supervise(mailbox actor)    one per enabled account (maildir | imap | graph); on
+    │                               PostgreSQL only those this node leases (daemon.leases)
     └── Hypercorn + Quart-Trio      probes, /status, /metrics, the API
 
 Shutdown (SIGINT/SIGTERM, or ``stop.set()``), as in Hypercorn's ``trio/run.py``: the
@@ -52,6 +53,7 @@ from daemon.actors.status import AccountHandle, AccountState, AccountStatus
 from daemon.config import Account, Config, ImapConnection, OAuthApp, load_secret_key
 from daemon.crm.schema import lookup_indexes
 from daemon.crm.seed import seed_objects
+from daemon.graph.client import GraphTokens
 from daemon.graph.notifications import WebhookRegistry
 from daemon.http.app import create_app
 from daemon.http.graph_webhooks import with_graph_webhooks
@@ -60,6 +62,7 @@ from daemon.http.probes import with_fast_probes
 from daemon.http.server import ConnectionCap, serve
 from daemon.messages import Outcome
 from daemon.metrics import CLIENT_SECRET_EXPIRY_DAYS, metrics_text, outbox_snapshot
+from daemon.nodes import hold_single_node_lock, node_id
 from daemon.oauth.manager import OAuthManager
 from daemon.outbox.queue import mail_queuer
 from daemon.outbox.transport import transport_for
@@ -96,8 +99,12 @@ class Daemon:
         # TokenProvider (daemon.graph.client; None: Graph accounts cannot start), and
         # set once the HTTP server listens (subscriptions need it for validation).
         self.graph_webhooks: WebhookRegistry | None = None
-        self.graph_tokens: Any = None
+        self.graph_tokens: GraphTokens | None = None
         self.http_started = trio.Event()
+        self.node_id = node_id(config)
+        #: Which node serves each account (daemon.leases keeps it; absent: unknown yet).
+        self.owners: dict[str, str | None] = {}
+        self.leases: Any = None  # the LeaseKeeper, with several nodes (PostgreSQL)
 
     def mail_queued(self) -> None:
         """Mail was committed to the outbox: wake the outbox actor."""
@@ -122,8 +129,10 @@ class Daemon:
                 if h.status.state is AccountState.NEEDS_AUTHENTICATION]
 
     def status(self) -> dict[str, Any]:
-        return {"accounts": [h.status.as_json() | self.oauth.account_notes(h.status.account)
-                             for h in self.handles.values()],
+        return {"node": self.node_id,
+                "accounts": [{**h.status.as_json(), "owner": self.owners.get(account)}
+                             | self.oauth.account_notes(account)
+                             for account, h in self.handles.items()],
                 "oauth_apps": self.oauth.apps_status(),
                 "outbox": self.outbox.status.as_json(),
                 "http": self.http_status(),
@@ -279,15 +288,27 @@ def _policy(account: Account) -> RestartPolicy:
 
 
 async def run_daemon(config: Config, *, stop: trio.Event | None = None,
-                     handle_signals: bool = True, graph_tokens: Any = None,
+                     handle_signals: bool = True, graph_tokens: GraphTokens | None = None,
                      task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until a signal (or ``stop``) asks us to stop; see the module docstring.
 
     ``task_status.started(daemon)`` is called once the actors and the HTTP server run.
-    ``graph_tokens``: ``(account, app) -> TokenProvider`` for Graph accounts (the OAuth
-    package's token source; tests pass a fixed token). Without it Graph accounts show
-    ``disabled`` and cannot send.
+    ``graph_tokens``: ``(account, app) -> TokenProvider`` for Graph accounts; by default
+    the OAuth manager's (:meth:`~daemon.oauth.manager.OAuthManager.graph_tokens`), tests
+    pass a fixed token.
+
+    Every log line carries the node id; a SQLite store is held for this daemon alone
+    (:func:`daemon.nodes.hold_single_node_lock` raises SingleNodeError otherwise).
     """
+    structlog.contextvars.bind_contextvars(node=node_id(config))
+    with hold_single_node_lock(config.daemon.sqlite_path):
+        await _run_daemon(config, stop=stop, handle_signals=handle_signals,
+                          graph_tokens=graph_tokens, task_status=task_status)
+
+
+async def _run_daemon(config: Config, *, stop: trio.Event | None, handle_signals: bool,
+                      graph_tokens: GraphTokens | None,
+                      task_status: trio.TaskStatus[Daemon]) -> None:
     stop = stop if stop is not None else trio.Event()
     for warning in config.warnings:  # what check-config prints as "warning: ..."
         log.warning("config.warning", problem=str(warning))
@@ -324,7 +345,7 @@ async def run_daemon(config: Config, *, stop: trio.Event | None = None,
                 daemon.http_started.set()  # (without HTTP, subscriptions fail and retry)
                 daemon.actors_started = True
                 sdnotify.notify("READY=1")
-                log.info("daemon.started", accounts=len(daemon.handles),
+                log.info("daemon.started", accounts=len(daemon.handles), node=daemon.node_id,
                          http=daemon.http_urls, store=store.store.url_for_logs)
                 task_status.started(daemon)
                 await stop.wait()
@@ -389,7 +410,8 @@ def _http_app(daemon: Daemon) -> Any:
 
 
 @asynccontextmanager
-async def open_daemon(config: Config, *, graph_tokens: Any = None) -> AsyncIterator[Daemon]:
+async def open_daemon(config: Config, *, graph_tokens: GraphTokens | None = None
+                      ) -> AsyncIterator[Daemon]:
     """Run the daemon inside the caller's Trio run; stop it gracefully on the way out.
 
     For embedding, tests and benchmarks: no signal handling (the caller owns that).
@@ -413,11 +435,14 @@ async def _start_actors(config: Config, daemon: Daemon, *,
     Accounts start concurrently (a thousand logins one after another would take half a
     minute); this returns once every actor has made its first attempt.
     """
+    leased = not config.daemon.store.startswith("sqlite")  # several nodes may share it
+    runners: dict[str, Any] = {}  # with leases, started as they are taken
     async with trio.open_nursery() as nursery:
         async with trio.open_nursery() as starting:
             for account in config.accounts:
                 handle = AccountHandle(AccountStatus(account.id, kind=account.auth))
                 daemon.handles[account.id] = handle
+                daemon.owners[account.id] = None if leased else daemon.node_id
                 runner = _mailbox_runner(account, config, daemon, handle)
                 if not account.enabled:
                     handle.status.set_state(AccountState.DISABLED)
@@ -425,9 +450,15 @@ async def _start_actors(config: Config, daemon: Daemon, *,
                     handle.status.set_state(
                         AccountState.DISABLED,
                         f"intake for auth {account.auth!r} not available yet")
+                elif leased:
+                    runners[account.id] = partial(supervise, runner, handle, _policy(account))
                 else:
                     starting.start_soon(nursery.start, supervise, runner, handle,
                                         _policy(account))
+        if runners:
+            from daemon.leases import serve_leased_accounts
+
+            await nursery.start(serve_leased_accounts, daemon, runners)
         task_status.started(nursery.cancel_scope)
 
 

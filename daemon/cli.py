@@ -45,6 +45,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -83,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "/etc/postroom/postroom.toml)")
         return p
 
-    command("run", _run, "run the daemon in the foreground")
+    p = command("run", _run, "run the daemon in the foreground")
+    p.add_argument("--bind", metavar="HOST:PORT",
+                   help="listen here instead of [http] bind (several nodes, one config)")
     p = command("check-config", _check_config, "validate a TOML or runtime JSON file")
     p.add_argument("file", type=Path, nargs="?", help="the file (default: as --config)")
     command("accounts", _accounts, "show each account's state")
@@ -185,7 +188,28 @@ def _run(args: argparse.Namespace) -> int:
     """Run the daemon; a fatal start-up error is one ``daemon.failed`` line and exit 1."""
     from daemon.startup import run_or_report
 
+    if args.bind is not None:
+        _check_bind(args.bind)  # a bad --bind is refused before anything starts
+        return run_or_report(_config_path(args), adjust=partial(_with_bind, bind=args.bind))
     return run_or_report(_config_path(args))
+
+
+def _check_bind(bind: str) -> None:
+    """Exit 2 when ``--bind`` is not ``HOST:PORT`` (checked as the TOML's bind is)."""
+    from daemon.nodes import parse_bind
+
+    try:
+        parse_bind(bind)
+    except ValueError as exc:
+        print(f"--bind: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _with_bind(config: Config, bind: str) -> Config:
+    """``config`` with ``[http] bind`` replaced by ``--bind``."""
+    import dataclasses
+
+    return dataclasses.replace(config, http=config.http.model_copy(update={"bind": bind}))
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -117,6 +117,14 @@ class StoreBusyError(TransientError):
     """The store could not commit now (locked, disk full, connection lost)."""
 
 
+class LeaseLost(TransientError):
+    """This node no longer holds the account's lease: its intake writes are refused.
+
+    Another node serves the account now (or will once the lease expired); the work is
+    left to it, and the message is fetched again there.
+    """
+
+
 class PermanentError(PostroomError):
     """This input will never succeed as it is; record it and carry on with the next."""
 

@@ -14,20 +14,29 @@ from __future__ import annotations
 __all__ = ["EXIT_FAILED", "failure_reason", "run_or_report"]
 
 import errno
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from daemon.errors import ConfigError, StoreError
 
+if TYPE_CHECKING:
+    from daemon.config import Config
+
 EXIT_FAILED = 1
 
 log = structlog.get_logger("postroom.daemon")
 
 
-def run_or_report(config_path: Path) -> int:
-    """Load the configuration, run the daemon until it stops; 0, or 1 after ``daemon.failed``."""
+def run_or_report(config_path: Path, *,
+                  adjust: Callable[[Config], Config] | None = None) -> int:
+    """Load the configuration, run the daemon until it stops; 0, or 1 after ``daemon.failed``.
+
+    ``adjust`` changes the loaded configuration first (``postroom run --bind``).
+    """
     from daemon.app import run_daemon
     from daemon.config import load_config
     from daemon.log import configure_logging
@@ -38,6 +47,8 @@ def run_or_report(config_path: Path) -> int:
         configure_logging("auto", "info")
         log.error("daemon.failed", reason="config", error=str(exc), config=str(config_path))
         return EXIT_FAILED
+    if adjust is not None:
+        config = adjust(config)
     configure_logging(config.daemon.log_format, config.daemon.log_level)
     try:
         trio.run(run_daemon, config)

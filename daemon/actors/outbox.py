@@ -41,6 +41,15 @@ bookkeeping) ends that account's share of the round; it is logged (``outbox.batc
 ``outbox.round_failed``), shown in the status, and the items come back at the next poll.
 Nothing here crashes the daemon.
 
+Several nodes (one PostgreSQL store): each round *claims* its items (``claim_due``:
+``FOR UPDATE SKIP LOCKED`` and a visibility timeout, ``locked_until``, of
+``claim_seconds``), so no two nodes take one item, and a dead node's claims lapse. Each
+item is marked ``sending`` just before its send; one found ``sending`` was cut short by a
+crash in the window below: if the account's Sent folder holds its Message-ID
+(:func:`~daemon.outbox.sentcopy.found_in_sent`; servers that file what they send), it is
+marked sent without sending; otherwise an idempotent transport (the Maildir) simply sends
+again, and any other records ``outbox.resend_risk`` (event and log) and sends again.
+
 At least once, and the window: an item is sent, then marked sent. A crash (or a store
 failure) after the server accepted the message and before ``mark_sent`` committed sends
 it again after the restart, with the same bytes and Message-ID; nothing can close that
@@ -73,7 +82,7 @@ from daemon.config import HOURS, SECONDS, Account, Config
 from daemon.errors import AuthError, ConnectError, PermanentError, TransientError
 from daemon.metrics import SEND_SECONDS
 from daemon.outbox import delivery
-from daemon.outbox.sentcopy import append_sent, wants_sent_copy
+from daemon.outbox.sentcopy import append_sent, found_in_sent, wants_sent_copy
 from daemon.outbox.smtp import SmtpRejected
 from daemon.outbox.transport import Sender, Transport, transport_for
 from daemon.store.asyncstore import AsyncStore
@@ -140,7 +149,21 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _node_of(config: Config) -> str:
+    from daemon.nodes import default_node_id, node_id
+
+    return node_id(config) if hasattr(config, "daemon") else default_node_id()
+
+
+#: What ``_deliver_one`` returns when the claim went to another node: nothing was sent.
+_CLAIM_LOST = TransientError("the outbox claim went to another node")
+#: ... and when the item was found in the Sent folder: marked sent, not sent (nor copied).
+_FOUND_IN_SENT = TransientError("already in the Sent folder")
+
+
 SentCopy = Callable[[Config, Account, Sequence[bytes]], Awaitable[None]]
+#: ``await lookup(config, account, message_id)``: in the Sent folder? None: cannot tell.
+SentLookup = Callable[[Config, Account, str], Awaitable[bool | None]]
 
 
 class OutboxActor:
@@ -162,7 +185,9 @@ class OutboxActor:
                  poll_interval: float = 2 * SECONDS, batch_size: int = 50,
                  now: Callable[[], datetime] = _utcnow, rng: random.Random | None = None,
                  transports: Callable[[Config, Account], Transport] = transport_for,
-                 sent_copy: SentCopy | None = append_sent) -> None:
+                 sent_copy: SentCopy | None = append_sent, node: str | None = None,
+                 claim_seconds: float = 5 * 60 * SECONDS,
+                 sent_lookup: SentLookup | None = found_in_sent) -> None:
         if poll_interval <= 0 or batch_size < 1:
             raise ValueError("poll_interval must be positive and batch_size at least 1")
         self.config = config
@@ -170,6 +195,10 @@ class OutboxActor:
         self.policy = policy
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        #: Claims are taken in this node's name, for ``claim_seconds`` (daemon.nodes).
+        self.node = node or _node_of(config)
+        self.claim_seconds = claim_seconds
+        self._sent_lookup = sent_lookup
         self.status = OutboxStatus()
         self._now = now
         self._rng = rng or random.Random()
@@ -177,6 +206,7 @@ class OutboxActor:
         self._sent_copy = sent_copy
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
         self._retry_at: list[datetime] = []  # retries this actor scheduled, still ahead
+        self._sent_found: dict[int | None, bool] = {}  # Sent-folder lookups after crashes
 
     def wakeup(self) -> None:
         """Ask for a round now. Never blocks; call from the Trio thread."""
@@ -223,8 +253,10 @@ class OutboxActor:
             TransientError: the store could not be read (nothing was sent).
         """
         now = self._now()
+        until = now + timedelta(seconds=self.claim_seconds)
         items, self.status.held = await self.store.run(
-            lambda tx: (tx.due(now, self.batch_size), tx.count_outbox("held")))
+            lambda tx: (tx.claim_due(now, self.node, until, self.batch_size),
+                        tx.count_outbox("held")))
         by_account: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_account.setdefault(item.account, []).append(item)
@@ -277,6 +309,11 @@ class OutboxActor:
         Shielded: a send that started finishes, and its result is recorded.
         """
         with trio.CancelScope(shield=True):
+            if not await self._mark_sending(sender, item):
+                return _CLAIM_LOST
+            if item.status == "sending" and await self._found_in_sent(item):
+                await self._mark_sent(item, "found in the Sent folder after a crash")
+                return _FOUND_IN_SENT
             try:
                 reply = await _timed_send(sender, item)
             except PermanentError as exc:
@@ -292,6 +329,44 @@ class OutboxActor:
                 return exc
             await self._mark_sent(item, reply)
         return None
+
+    async def _mark_sending(self, sender: Sender, item: OutboxItem) -> bool:
+        """Mark the item ``sending`` before the send (False: another node claimed it).
+
+        An item found ``sending`` was being sent when its node died: it may have gone out
+        already. A transport that is idempotent per outbox id (the Maildir) reconciles by
+        itself; otherwise the risk of a second copy is recorded (``outbox.resend_risk``,
+        same bytes and Message-ID) and the item sent again: at least once.
+        """
+        if (item.status == "sending" and not getattr(sender, "idempotent", False)
+                and not await self._found_in_sent(item)):
+            log.warning("outbox.resend_risk", account=item.account, outbox=item.id,
+                        message_id=item.message_id)
+            data = {"outbox": item.id, "message_id": item.message_id,
+                    "recipient": item.recipient}
+            await self.store.run(lambda tx: tx.add_event("outbox.resend_risk", item.account,
+                                                         data))
+        node, item_id = self.node, item.id
+        assert item_id is not None  # items come from the store
+        return bool(await self.store.run(lambda tx: tx.mark_sending(item_id, node)))
+
+    async def _found_in_sent(self, item: OutboxItem) -> bool:
+        """Whether an item cut short by a crash is in its account's Sent folder (by
+        Message-ID), so it went out already. Looked up once per item and round."""
+        cache = self._sent_found
+        if item.id not in cache:
+            found = None
+            if self._sent_lookup is not None:
+                try:
+                    account = self.config.account(item.account)
+                    found = await self._sent_lookup(self.config, account, item.message_id)
+                except KeyError:
+                    found = None
+            cache[item.id] = bool(found)
+            if found:
+                log.info("outbox.reconciled", account=item.account, outbox=item.id,
+                         message_id=item.message_id)
+        return cache[item.id]
 
     # -- results -----------------------------------------------------------------------
 

@@ -51,6 +51,11 @@ class DaemonSettings(_TomlModel):
     secret_key_file: str | None = None
     secret_key: Secret | None = None
     installation_id: Id = "postroom"
+    # This node among several on one PostgreSQL store (daemon/nodes.py); None: hostname:pid.
+    node_id: str | None = Field(default=None, min_length=1, max_length=200)
+    # Account leases between nodes (daemon/leases.py); PostgreSQL only.
+    lease_seconds: float = Field(default=30 * SECONDS, gt=0)
+    lease_renew_seconds: float = Field(default=10 * SECONDS, gt=0)
     mail_domain: str | None = None
     shutdown_grace_seconds: float = Field(default=15 * SECONDS, ge=0)
     #: Retention (daemon.retention): raw bytes of imported messages and events older
@@ -112,6 +117,12 @@ class DaemonSettings(_TomlModel):
             return value
         scheme = parts.scheme or "no"
         raise ValueError(f'must be "sqlite:///path" or "postgresql://...", not a {scheme} URL')
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> DaemonSettings:
+        if self.lease_renew_seconds >= self.lease_seconds / 2:
+            raise ValueError("lease_renew_seconds must be less than half of lease_seconds")
+        return self
 
     @field_validator("runtime", "seed_objects")
     @classmethod

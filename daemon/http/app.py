@@ -68,6 +68,7 @@ from daemon.http.outbox import outbox_blueprint
 from daemon.http.paging import page_by_name
 from daemon.http.snippets import snippets_blueprint
 from daemon.http.status_page import status_page_blueprint
+from daemon.kicks import kick
 from daemon.plugins.manager import call_hook
 
 log = structlog.get_logger("postroom.http")
@@ -117,7 +118,7 @@ def create_app(daemon: DaemonContext) -> Quart:
         handle = daemon.handles.get(account)
         if handle is None:
             return jsonify(error=f"no account named {account!r}"), 404
-        handle.wake()
+        await kick(daemon, account)  # here, or the node serving it (daemon.kicks)
         return jsonify(account=account, state=handle.status.state.value), 202
 
     @app.get("/api/v1/objects/<limetype>")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 __all__ = [
     "decode_8bit",
-    "decode_encoded_words",
     "decode_text",
     "normalise_charset",
 ]
@@ -314,14 +313,3 @@ def decode_8bit(raw: bytes, hint: str | None = None) -> str:
         return raw.decode("cp1252")
     except UnicodeDecodeError:
         return raw.decode("latin-1")
-
-
-def decode_encoded_words(value: str) -> str:
-    """Decode RFC 2047 encoded words; see :func:`daemon.mail.headers.decode_encoded_words`.
-
-    Kept here for callers that import it from this module; the implementation lives with
-    the other header rules.
-    """
-    from daemon.mail.headers import decode_encoded_words as lenient
-
-    return lenient(value)

@@ -9,18 +9,25 @@ keep copies; one session serves a whole batch.
 
 The copy is best effort: it happens after the item is marked sent, and a failure is
 logged and recorded as an event, never retried (retrying could only ever risk a second
-*send*, which is worse than a missing copy).
+*send*, which is worse than a missing copy). A folder that does not exist is created once.
+
+:func:`found_in_sent` looks a Message-ID up in that folder: after a node died in the
+at-least-once window, a server that files what it sends (or our copy, had it been made)
+shows whether the message already went out.
 """
 
 from __future__ import annotations
 
-__all__ = ["SentFolder", "append_sent", "sent_folder_for", "wants_sent_copy"]
+__all__ = ["SentFolder", "append_sent", "found_in_sent", "sent_folder_for",
+           "wants_sent_copy"]
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import partial
 from typing import Any, Protocol
 
 from daemon.config import Account, Config, ImapConnection
+from daemon.imap.connection import open_session
 from daemon.imap.login import password_login
 from daemon.imap.sent import open_sent_folder
 
@@ -70,3 +77,28 @@ async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> N
     async with opened as folder:
         for raw in messages:
             await folder.append(raw)
+
+
+async def found_in_sent(config: Any, account: Any, message_id: str) -> bool | None:
+    """Whether the account's ``sent_folder`` holds a message with ``message_id``.
+
+    A checkpoint. None when it cannot tell: no IMAP or no ``sent_folder``, the folder
+    does not exist, or IMAP failed (the caller then sends again and records the risk).
+    """
+    if not wants_sent_copy(config, account):
+        return None
+    connection = config.connection_for(account)
+    login = password_login(account.login, account.password)
+    bare = message_id.strip().strip("<>")
+    try:
+        async with open_session(connection, login, account=account.id) as session:
+            client = session.client
+            assert client is not None
+            if not await session.call(client.folder_exists, account.sent_folder):
+                return None
+            await session.call(partial(client.select_folder, readonly=True),
+                               account.sent_folder)
+            found = await session.call(client.search, ["HEADER", "Message-ID", bare])
+    except Exception:
+        return None
+    return bool(found)

@@ -72,6 +72,10 @@ class Transport(Protocol):
 class MaildirSent:
     """Writes each item to ``<maildir>/.Sent/new/`` (tmp/ then rename, as MTAs deliver)."""
 
+    #: Writing an item twice is impossible (the name carries the outbox id): a send cut
+    #: short by a crash is reconciled by sending again.
+    idempotent = True
+
     def __init__(self, maildir: Path) -> None:
         self.folder = maildir / SENT_FOLDER
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 __all__ = ["Event", "Obj", "OutboxItem", "RawRecord", "Store", "StoredFile", "Tx"]
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,7 +82,8 @@ class RawRecord:
 class OutboxItem:
     """One email to send. ``raw`` is the complete RFC 5322 message, built before queueing.
 
-    ``status``: ``queued`` -> ``sent`` | ``failed`` (permanent); automatic mail over the
+    ``status``: ``queued`` -> ``sending`` (claimed, the send under way) -> ``sent`` |
+    ``failed`` (permanent) | back to ``queued`` (retry); automatic mail over the
     account's budget starts ``held`` and waits for :meth:`Tx.release_outbox`.
     ``attempts`` counts tries, ``next_attempt_at`` is when the outbox actor may try
     again. ``message_follower_id`` links the send (and a later bounce) to the CRM record.
@@ -206,6 +207,13 @@ class Tx(Protocol):
     def due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """Queued items whose ``next_attempt_at`` is unset or <= now, oldest first."""
 
+    def claim_due(self, now: datetime, node: str, until: datetime,
+                  limit: int = 50) -> list[OutboxItem]:
+        """Claim due items for ``node`` until ``until`` (``SKIP LOCKED``), oldest first."""
+
+    def mark_sending(self, id: int, node: str) -> bool:
+        """Mark a claimed item ``sending``; False if ``node`` lost the claim."""
+
     def get_outbox(self, id: int) -> OutboxItem | None: ...
 
     def mark_sent(self, id: int, when: datetime) -> None:
@@ -261,6 +269,32 @@ class Tx(Protocol):
         still a duplicate) but loses its bytes; a failed one is never touched. Events
         are deleted.
         """
+
+    # -- nodes, leases, kicks (daemon.leases, daemon.kicks) ---------------------------
+    def db_now(self) -> datetime: ...
+
+    def beat_node(self, node: str, now: datetime, expires_at: datetime) -> None: ...
+
+    def live_nodes(self, now: datetime) -> list[str]: ...
+
+    def forget_nodes(self, before: datetime) -> None: ...
+
+    def leases(self) -> list[Any]:
+        """Every account's :class:`~daemon.store.transaction.Lease`, by account."""
+
+    def acquire_lease(self, account: str, node: str, now: datetime,
+                      expires_at: datetime) -> int | None:
+        """The new epoch if the lease was free or expired, else None."""
+
+    def renew_leases(self, node: str, now: datetime, expires_at: datetime) -> None: ...
+
+    def release_lease(self, account: str, node: str, now: datetime) -> None: ...
+
+    def lease_history(self) -> list[dict[str, Any]]: ...
+
+    def record_kick(self, account: str) -> None: ...
+
+    def take_kicks(self, accounts: Sequence[str]) -> list[str]: ...
 
     # -- events ----------------------------------------------------------------------
     def add_event(self, kind: str, account: str | None, data: Mapping[str, Any]) -> int: ...

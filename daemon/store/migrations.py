@@ -123,6 +123,31 @@ SQLITE: tuple[Migration, ...] = (
             name TEXT PRIMARY KEY,
             value INTEGER NOT NULL) WITHOUT ROWID""",
     )),
+    Migration(5, "nodes, account leases with fencing epochs, outbox claims, kicks", (
+        """CREATE TABLE nodes (
+            node_id TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)""",
+        """CREATE TABLE account_leases (
+            account TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            acquired_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL)""",
+        """CREATE TABLE lease_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            acquired_at TEXT NOT NULL,
+            previous_owner TEXT,
+            previous_expires_at TEXT)""",
+        "ALTER TABLE outbox ADD COLUMN locked_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN locked_until TEXT",
+        """CREATE TABLE account_kicks (
+            account TEXT PRIMARY KEY,
+            requested_at TEXT NOT NULL)""",
+    )),
 )
 
 
@@ -200,5 +225,30 @@ POSTGRES: tuple[Migration, ...] = (
         """CREATE TABLE sequences (
             name text PRIMARY KEY,
             value bigint NOT NULL)""",
+    )),
+    Migration(5, "nodes, account leases with fencing epochs, outbox claims, kicks", (
+        """CREATE TABLE nodes (
+            node_id text PRIMARY KEY,
+            started_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL)""",
+        """CREATE TABLE account_leases (
+            account text PRIMARY KEY,
+            owner text NOT NULL,
+            epoch bigint NOT NULL,
+            acquired_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL)""",
+        """CREATE TABLE lease_history (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            account text NOT NULL,
+            owner text NOT NULL,
+            epoch bigint NOT NULL,
+            acquired_at timestamptz NOT NULL,
+            previous_owner text,
+            previous_expires_at timestamptz)""",
+        "ALTER TABLE outbox ADD COLUMN locked_by text",
+        "ALTER TABLE outbox ADD COLUMN locked_until timestamptz",
+        """CREATE TABLE account_kicks (
+            account text PRIMARY KEY,
+            requested_at timestamptz NOT NULL)""",
     )),
 )

@@ -50,7 +50,7 @@ from psycopg.types.json import set_json_loads
 
 from daemon.errors import PostroomError, StoreBusyError, StoreError, UniqueViolation
 from daemon.store import migrations
-from daemon.store.transaction import Dialect, Transaction, index_sql
+from daemon.store.transaction import Dialect, Fences, Transaction, index_sql
 from daemon.store.url import int_option, redact_url
 from daemon.store.values import WhereKind, check_name, dumps, loads, utc
 
@@ -124,7 +124,9 @@ POSTGRES = Dialect(
     merge_props="props || ?::jsonb", returning_id=" RETURNING id", inserted_id=_inserted_id,
     prop_expr=_prop_expr, prop_equals=_prop_equals,
     lookup_param=dumps, no_limit=None, max_identifier=_MAX_IDENTIFIER, time_param=utc,
-    time_value=_same, json_value=_same,
+    time_value=_same, json_value=_same, share_lock=" FOR SHARE",
+    claim_lock=" FOR UPDATE SKIP LOCKED",
+    notify_kick="SELECT pg_notify('postroom_kicks', ?)",
 )
 
 #: Translate psycopg errors raised inside the block (see :func:`translate`).
@@ -242,7 +244,11 @@ class PostgresStore:
         #: How many transactions may run at once; AsyncStore sizes its limiter from this.
         self.max_concurrency = pool_size
         self._local = threading.local()
+        #: Set by daemon.leases when several nodes share the store: fences intake writes.
+        self.fences: Fences | None = None
         conninfo = _conninfo(libpq_url, self.schema, busy_timeout_ms)
+        #: For a dedicated connection (daemon.kicks LISTENs on one); never logged.
+        self.conninfo = conninfo
         # One direct connection first: an unreachable server fails at once instead of
         # after the pool's reconnect attempts.
         with map_errors(), psycopg.connect(conninfo, autocommit=True) as conn:
@@ -272,7 +278,7 @@ class PostgresStore:
         self._local.active = True
         try:
             with map_errors(), self._pool.connection() as conn, conn.transaction():
-                tx = Transaction(conn, POSTGRES, self._unique_limetypes)
+                tx = Transaction(conn, POSTGRES, self._unique_limetypes, self.fences)
                 try:
                     yield tx
                 finally:

@@ -34,7 +34,7 @@ statement by itself).
 
 from __future__ import annotations
 
-__all__ = ["Dialect", "Transaction", "find_query", "index_sql"]
+__all__ = ["Dialect", "Fences", "Lease", "Transaction", "find_query", "index_sql"]
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,7 +44,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from daemon.errors import PostroomError, StoreError, UniqueViolation
+from daemon.errors import LeaseLost, PostroomError, StoreError, UniqueViolation
 from daemon.store.base import Event, Obj, OutboxItem, RawRecord, StoredFile
 from daemon.store.values import WhereKind, check_name, dumps, where_kind
 
@@ -91,6 +91,15 @@ class Dialect:
     time_value: Callable[[Any], datetime | None]
     #: A stored JSON value as read back, as Python values.
     json_value: Callable[[Any], Any]
+    #: Appended to a SELECT that must keep rows from changing until commit (``{share_lock}``;
+    #: SQLite's single writer needs none).
+    share_lock: str = ""
+    #: Appended to a SELECT that claims queue rows no other node is claiming
+    #: (``{claim_lock}``: ``FOR UPDATE SKIP LOCKED`` in PostgreSQL).
+    claim_lock: str = ""
+    #: A statement sending its one parameter as a notification to the other nodes when
+    #: the transaction commits (PostgreSQL's ``pg_notify``); empty: single node.
+    notify_kick: str = ""
     _compiled: dict[str, str] = field(default_factory=dict, repr=False)
 
     @contextmanager
@@ -115,6 +124,8 @@ class Dialect:
         text = statement.replace("{json}", self.json_param)
         text = text.replace("{merge_props}", self.merge_props)
         text = text.replace("{returning_id}", self.returning_id)
+        text = text.replace("{share_lock}", self.share_lock)
+        text = text.replace("{claim_lock}", self.claim_lock)
         compiled = self._compiled[statement] = self.convert_param_style(text)
         return compiled
 
@@ -207,6 +218,34 @@ class _Finished:
 _FINISHED = _Finished()
 
 
+# -- leases -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who serves an account until when; ``epoch`` grows with every change of hands."""
+
+    account: str
+    owner: str
+    epoch: int
+    expires_at: datetime
+
+
+class Fences:
+    """The account leases this node holds (account -> epoch), for fencing intake writes.
+
+    A store with fences (PostgreSQL with several nodes, :mod:`daemon.leases`) checks,
+    before the first checkpoint write of an account in a transaction, that the lease row
+    still names this node with this epoch and has not expired, and locks it until commit
+    (``{share_lock}``), so a takeover waits for the write to commit or roll back. An
+    account not held raises :class:`~daemon.errors.LeaseLost` without asking the database.
+    Updated from the Trio thread, read from store threads (one dict lookup).
+    """
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.epochs: dict[str, int] = {}
+
+
 # -- transaction ------------------------------------------------------------------------
 
 class Transaction:
@@ -224,13 +263,16 @@ class Transaction:
             those with a unique index; the set may grow while the store is open).
     """
 
-    __slots__ = ("_conn", "_dialect", "_savepoint_limetypes")
+    __slots__ = ("_conn", "_dialect", "_fenced", "_fences", "_savepoint_limetypes")
 
     def __init__(self, conn: Any, dialect: Dialect,
-                 savepoint_limetypes: set[str] | frozenset[str] = frozenset()) -> None:
+                 savepoint_limetypes: set[str] | frozenset[str] = frozenset(),
+                 fences: Fences | None = None) -> None:
         self._conn = conn
         self._dialect = dialect
         self._savepoint_limetypes = savepoint_limetypes
+        self._fences = fences
+        self._fenced: set[str] | None = None
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement (``?`` placeholders); driver errors come out translated."""
@@ -375,11 +417,13 @@ class Transaction:
         return None if row is None else row[0]
 
     def set_checkpoint(self, account: str, key: str, value: str) -> None:
+        self._fence(account)
         self._x("INSERT INTO checkpoints (account, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (account, key) DO UPDATE SET value = excluded.value",
                 (account, key, value))
 
     def delete_checkpoints(self, account: str, prefix: str) -> None:
+        self._fence(account)
         self._x("DELETE FROM checkpoints WHERE account = ? AND substr(key, 1, ?) = ?",
                 (account, len(prefix), prefix))
 
@@ -423,6 +467,40 @@ class Transaction:
                        "ORDER BY id LIMIT ?", (self._dialect.time_param(now, "now"), limit))
         return [self._outbox_item(row) for row in rows]
 
+    def claim_due(self, now: datetime, node: str, until: datetime,
+                  limit: int = 50) -> list[OutboxItem]:
+        """Claim up to ``limit`` due items for ``node`` until ``until``, oldest first.
+
+        Due: ``queued`` with ``next_attempt_at`` unset or <= ``now``, or ``sending`` (the
+        node sending it died in the at-least-once window), and not claimed by anyone
+        until after ``now`` (``locked_until``, a visibility timeout: a claimant that dies
+        holds nothing for longer) but ``node`` itself, whose rounds run one after another,
+        so its earlier claims are over. Rows another node is claiming right now are skipped
+        (``{claim_lock}``: ``FOR UPDATE SKIP LOCKED``), so two nodes never get one item.
+        """
+        t = self._dialect.time_param
+        tnow = t(now, "now")
+        ids = [id for (id,) in self._x(
+            "SELECT id FROM outbox WHERE status IN ('queued', 'sending') "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
+            "AND (locked_until IS NULL OR locked_until <= ? OR locked_by = ?) "
+            "ORDER BY id LIMIT ?{claim_lock}", (tnow, tnow, node, limit))]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
+        self._x(f"UPDATE outbox SET locked_by = ?, locked_until = ? WHERE id IN ({marks})",
+                (node, t(until, "until"), *ids))
+        rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id IN ({marks}) "
+                       "ORDER BY id", ids)
+        return [self._outbox_item(row) for row in rows]
+
+    def mark_sending(self, id: int, node: str) -> bool:
+        """Mark a claimed item ``sending`` just before the send; False if ``node`` no
+        longer holds the claim (it must not send)."""
+        cur = self._x("UPDATE outbox SET status = 'sending' WHERE id = ? AND locked_by = ? "
+                      "AND status IN ('queued', 'sending')", (id, node))
+        return bool(cur.rowcount == 1)
+
     def get_outbox(self, id: int) -> OutboxItem | None:
         row = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id = ?", (id,)).fetchone()
         return None if row is None else self._outbox_item(row)
@@ -434,15 +512,17 @@ class Transaction:
             raise KeyError(f"no outbox item {id}")
 
     def mark_sent(self, id: int, when: datetime) -> None:
-        self._update_outbox(id, "status = 'sent', sent_at = ?",
+        self._update_outbox(id, "status = 'sent', sent_at = ?, locked_until = NULL",
                             (self._dialect.time_param(when, "when"),))
 
     def mark_retry(self, id: int, error: str, next_attempt_at: datetime) -> None:
-        self._update_outbox(id, "last_error = ?, next_attempt_at = ?",
+        self._update_outbox(id, "status = 'queued', last_error = ?, next_attempt_at = ?, "
+                                "locked_until = NULL",
                             (error, self._dialect.time_param(next_attempt_at, "next_attempt_at")))
 
     def mark_failed(self, id: int, error: str) -> None:
-        self._update_outbox(id, "status = 'failed', last_error = ?", (error,))
+        self._update_outbox(id, "status = 'failed', last_error = ?, locked_until = NULL",
+                            (error,))
 
     def outbox_by_status(self, status: str, limit: int = 100) -> list[OutboxItem]:
         rows = self._x(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = ? "
@@ -523,3 +603,137 @@ class Transaction:
         json_value, time_value = self._dialect.json_value, self._dialect.time_value
         return [Event(id, kind, account, json_value(data), time_value(created))
                 for id, kind, account, data, created in rows]
+
+    # -- nodes and leases (daemon.leases) ---------------------------------------------
+    def _fence(self, account: str) -> None:
+        """Refuse an intake write of ``account`` unless this node holds its lease (see
+        :class:`Fences`); once per account and transaction."""
+        fences = self._fences
+        if fences is None or (self._fenced is not None and account in self._fenced):
+            return
+        epoch = fences.epochs.get(account)
+        if epoch is None or not self.holds_lease(account, fences.node, epoch):
+            raise LeaseLost(f"node {fences.node} does not hold the lease of {account!r}",
+                            account=account)
+        if self._fenced is None:
+            self._fenced = set()
+        self._fenced.add(account)
+
+    def holds_lease(self, account: str, node: str, epoch: int) -> bool:
+        """Whether ``node`` holds ``account``'s lease with ``epoch``, unexpired; the row is
+        then locked until commit (``{share_lock}``)."""
+        row = self._x("SELECT epoch FROM account_leases WHERE account = ? AND owner = ? "
+                      "AND epoch = ? AND expires_at > now(){share_lock}",
+                      (account, node, epoch)).fetchone()
+        return row is not None
+
+    def db_now(self) -> datetime:
+        """The database's ``now()``: the one clock every node's leases are measured by."""
+        value = self._dialect.time_value(self._x("SELECT now()").fetchone()[0])
+        assert value is not None
+        return value
+
+    def beat_node(self, node: str, now: datetime, expires_at: datetime) -> None:
+        """Record that ``node`` is alive until ``expires_at``."""
+        t = self._dialect.time_param
+        self._x("INSERT INTO nodes (node_id, started_at, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (node_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (node, t(now, "now"), t(expires_at, "expires_at")))
+
+    def forget_nodes(self, before: datetime) -> None:
+        """Delete the rows of nodes whose heartbeat expired before ``before`` (ids of the
+        form hostname:pid change with every start)."""
+        self._x("DELETE FROM nodes WHERE expires_at < ?",
+                (self._dialect.time_param(before, "before"),))
+
+    def live_nodes(self, now: datetime) -> list[str]:
+        """Nodes whose heartbeat has not expired at ``now``, by id."""
+        rows = self._x("SELECT node_id FROM nodes WHERE expires_at > ? ORDER BY node_id",
+                       (self._dialect.time_param(now, "now"),))
+        return [node for (node,) in rows]
+
+    def leases(self) -> list[Lease]:
+        """Every account's lease row (expired ones too), by account."""
+        time_value = self._dialect.time_value
+        rows = self._x("SELECT account, owner, epoch, expires_at FROM account_leases "
+                       "ORDER BY account")
+        return [Lease(account, owner, int(epoch), time_value(expires))  # type: ignore[arg-type]
+                for account, owner, epoch, expires in rows]
+
+    def acquire_lease(self, account: str, node: str, now: datetime,
+                      expires_at: datetime) -> int | None:
+        """Take ``account``'s lease if it is free or expired at ``now``; return the new
+        epoch (one more than the last), or None if another node holds it.
+
+        Two nodes racing for one row: the second's conditional UPDATE re-reads the row
+        after the first committed and finds it held. Each change of hands is appended to
+        ``lease_history``.
+        """
+        t = self._dialect.time_param
+        tnow, tuntil = t(now, "now"), t(expires_at, "expires_at")
+        previous = self._x("SELECT owner, epoch, expires_at FROM account_leases "
+                           "WHERE account = ?", (account,)).fetchone()
+        if previous is None:
+            cur = self._x("INSERT INTO account_leases (account, owner, epoch, acquired_at, "
+                          "expires_at) VALUES (?, ?, 1, ?, ?) ON CONFLICT DO NOTHING",
+                          (account, node, tnow, tuntil))
+            epoch, previous_owner, previous_expiry = 1, None, None
+        else:
+            cur = self._x("UPDATE account_leases SET owner = ?, epoch = epoch + 1, "
+                          "acquired_at = ?, expires_at = ? "
+                          "WHERE account = ? AND epoch = ? AND expires_at <= ?",
+                          (node, tnow, tuntil, account, previous[1], tnow))
+            epoch = int(previous[1]) + 1
+            previous_owner, previous_expiry = previous[0], previous[2]
+        if cur.rowcount != 1:
+            return None
+        self._x("INSERT INTO lease_history (account, owner, epoch, acquired_at, "
+                "previous_owner, previous_expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (account, node, epoch, tnow, previous_owner, previous_expiry))
+        return epoch
+
+    def renew_leases(self, node: str, now: datetime, expires_at: datetime) -> None:
+        """Extend every unexpired lease of ``node`` to ``expires_at``."""
+        t = self._dialect.time_param
+        self._x("UPDATE account_leases SET expires_at = ? WHERE owner = ? AND expires_at > ?",
+                (t(expires_at, "expires_at"), node, t(now, "now")))
+
+    def release_lease(self, account: str, node: str, now: datetime) -> None:
+        """Give ``account``'s lease up at ``now`` (if ``node`` holds it): free to take."""
+        self._x("UPDATE account_leases SET expires_at = ? WHERE account = ? AND owner = ? "
+                "AND expires_at > ?", (self._dialect.time_param(now, "now"), account, node,
+                                       self._dialect.time_param(now, "now")))
+
+    def lease_history(self) -> list[dict[str, Any]]:
+        """Every change of hands, oldest first (the drills read it)."""
+        time_value = self._dialect.time_value
+        rows = self._x("SELECT account, owner, epoch, acquired_at, previous_owner, "
+                       "previous_expires_at FROM lease_history ORDER BY id")
+        return [{"account": a, "owner": o, "epoch": int(e), "acquired_at": time_value(at),
+                 "previous_owner": po, "previous_expires_at": time_value(pe)}
+                for a, o, e, at, po, pe in rows]
+
+    # -- kicks: "sync now" across nodes (daemon.kicks) ----------------------------------
+    def record_kick(self, account: str) -> None:
+        """Ask the node serving ``account`` to sync it now: a row it will consume, and a
+        notification at commit (best effort; the owner also polls)."""
+        self._x("INSERT INTO account_kicks (account, requested_at) VALUES (?, now()) "
+                "ON CONFLICT (account) DO UPDATE SET requested_at = excluded.requested_at",
+                (account,))
+        if self._dialect.notify_kick:
+            self._x(self._dialect.notify_kick, (account,))
+
+    def take_kicks(self, accounts: Sequence[str]) -> list[str]:
+        """Consume the kicks of ``accounts`` (fenced: only their lease holder may)."""
+        if not accounts:
+            return []
+        marks = ", ".join("?" * len(accounts))
+        kicked = [a for (a,) in self._x(
+            f"SELECT account FROM account_kicks WHERE account IN ({marks}) ORDER BY account",
+            list(accounts))]
+        for account in kicked:
+            self._fence(account)
+        if kicked:
+            marks = ", ".join("?" * len(kicked))
+            self._x(f"DELETE FROM account_kicks WHERE account IN ({marks})", kicked)
+        return kicked

@@ -107,3 +107,19 @@ def test_graph_prints_notification_latency_and_the_throttled_backlog() -> None:
     backlog = figures["backlog"]
     assert backlog["duplicates"] == 0 and backlog["max_in_flight"] <= 4
     assert backlog["throttled"] >= 1
+
+
+@pytest.mark.dovecot
+@pytest.mark.postgres
+@needs_dovecot
+def test_nodes_prints_one_and_three_nodes_and_the_failover() -> None:
+    from tests.store.conftest import postgres_unreachable
+
+    if (reason := postgres_unreachable()) is not None:
+        pytest.skip(reason)
+    out, figures = run_benchmark("nodes", "--accounts", "3", "--messages", "5",
+                                 "--lease", "4", "--renew", "1")
+    for label in ("1 node", "3 nodes", "failover"):
+        assert label in out
+    assert figures["one_node_seconds"] > 0 and figures["three_nodes_seconds"] > 0
+    assert 0 < figures["failover_seconds"] <= figures["lease_seconds"] + 2

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from benchmarks.messages import average_size, generate_messages
-from daemon.mail.charset import decode_8bit, decode_encoded_words, decode_text, normalise_charset
+from daemon.mail.charset import decode_8bit, decode_text, normalise_charset
+from daemon.mail.headers import decode_encoded_words
 from daemon.mail.html import html_to_text, referenced_content_ids, sanitize_html
 from daemon.mail.mime import decode_transfer, parse_params, parse_part, split_headers
 from daemon.mail.parse import parse_message

@@ -58,7 +58,8 @@ def test_tables_live_in_the_schema(pg_url: str, pg_store: PostgresStore):
         tables = {r[0] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema_of(pg_url),))}
     assert tables == {"schema_version", "objects", "raw_messages", "checkpoints", "outbox",
-                      "events", "files", "sequences"}
+                      "events", "files", "sequences", "nodes", "account_leases",
+                      "lease_history", "account_kicks"}
 
 
 @pytest.mark.postgres
