@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from daemon.app import Daemon
 from daemon.config import parse_config
@@ -73,6 +74,8 @@ def served(url_map, path: str, method: str | None) -> bool:
     try:
         adapter.match(concrete, method=method or "GET")
     except MethodNotAllowed:
+        return method is None
+    except WebsocketMismatch:  # a websocket route (/events), named without a method
         return method is None
     except NotFound:  # "/api/v1" alone names the API as a whole
         return method is None and any(rule.rule.startswith(concrete + "/")
