@@ -554,21 +554,19 @@ def _files(args: argparse.Namespace) -> int:
 
 def _daemon_request(config: Config, method: str, path: str, **kwargs: Any
                     ) -> httpx.Response | None:
-    if not config.http.enabled:
+    from daemon.event_follow import listener_address
+
+    address = listener_address(config)
+    if address is None:
         return None
-    host, _, port = config.http.bind.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
+    port = address.rpartition(":")[2]
     headers = dict(kwargs.pop("headers", {}))
     if config.http.api_token is not None:
         headers["Authorization"] = f"Bearer {config.http.api_token.reveal()}"
     else:  # the token-less API answers only a loopback Host (the bind may be another IP)
         headers.setdefault("Host", f"localhost:{port}")
     try:
-        return httpx.request(method, f"http://{host}:{port}{path}", headers=headers,
+        return httpx.request(method, f"http://{address}{path}", headers=headers,
                              timeout=kwargs.pop("timeout", 5.0), **kwargs)
     except httpx.TransportError:
         return None

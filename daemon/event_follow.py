@@ -98,7 +98,9 @@ async def stream(url: str, headers: list[tuple[bytes, bytes]], after: int, emit:
     return after, worked
 
 
-def _events_url(config: Any) -> str | None:
+def listener_address(config: Any) -> str | None:
+    """``host:port`` a local client reaches the daemon's listener at (a wildcard bind is
+    reached on loopback); None when the HTTP listener is off."""
     if not config.http.enabled:
         return None
     host, _, port = config.http.bind.rpartition(":")
@@ -107,7 +109,12 @@ def _events_url(config: Any) -> str | None:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"ws://{host}:{port}/events"
+    return f"{host}:{port}"
+
+
+def _events_url(config: Any) -> str | None:
+    address = listener_address(config)
+    return None if address is None else f"ws://{address}/events"
 
 
 def _headers(config: Any) -> list[tuple[bytes, bytes]]:
