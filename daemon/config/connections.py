@@ -61,7 +61,28 @@ PROVIDER_MAIL_SERVERS: dict[str, dict[str, Any]] = {
 TlsMode = Literal["implicit", "starttls", "none"]
 
 
-class OAuthApp(_TomlModel):
+class _MailServers(_TomlModel):
+    """The checks shared by everything that names IMAP and SMTP servers (an IMAP
+    connection, an ``imap_smtp`` OAuth app): ``"none"`` TLS only towards a loopback host,
+    and a ``ca_file`` that exists. The subclasses declare the fields."""
+
+    @field_validator("imap_tls", check_fields=False)
+    @classmethod
+    def _imap_tls(cls, value: str, info: ValidationInfo) -> str:
+        return _loopback_only(value, info, "imap_host")
+
+    @field_validator("smtp_tls", check_fields=False)
+    @classmethod
+    def _smtp_tls(cls, value: str, info: ValidationInfo) -> str:
+        return _loopback_only(value, info, "smtp_host")
+
+    @field_validator("ca_file", check_fields=False)
+    @classmethod
+    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _existing_file(value, info)
+
+
+class OAuthApp(_MailServers):
     """``[[oauth_apps]]``: a Microsoft Entra or Google OAuth application.
 
     ``base_scope`` and ``authority_base_url`` default by provider (Microsoft: ``api`` and
@@ -118,21 +139,6 @@ class OAuthApp(_TomlModel):
             return None
         return _check_http_url(value, https_unless_loopback=True)
 
-    @field_validator("imap_tls")
-    @classmethod
-    def _imap_tls(cls, value: str, info: ValidationInfo) -> str:
-        return _loopback_only(value, info, "imap_host")
-
-    @field_validator("smtp_tls")
-    @classmethod
-    def _smtp_tls(cls, value: str, info: ValidationInfo) -> str:
-        return _loopback_only(value, info, "smtp_host")
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return _existing_file(value, info)
-
     @property
     def display_name(self) -> str:
         """``name``, or the id when no name is set."""
@@ -172,7 +178,7 @@ def _loopback_only(value: str, info: ValidationInfo, host_key: str) -> str:
     return value
 
 
-class ImapConnection(_TomlModel):
+class ImapConnection(_MailServers):
     """``[[imap_connections]]``: an IMAP server and its SMTP server, for basic auth.
 
     ``"none"`` TLS (plain text, no STARTTLS) is accepted only towards a loopback host.
@@ -191,21 +197,6 @@ class ImapConnection(_TomlModel):
     verify_certificates: bool = True
     connect_timeout_seconds: float = Field(default=15 * SECONDS, gt=0)
     read_timeout_seconds: float = Field(default=60 * SECONDS, gt=0)
-
-    @field_validator("imap_tls")
-    @classmethod
-    def _imap_tls(cls, value: str, info: ValidationInfo) -> str:
-        return _loopback_only(value, info, "imap_host")
-
-    @field_validator("smtp_tls")
-    @classmethod
-    def _smtp_tls(cls, value: str, info: ValidationInfo) -> str:
-        return _loopback_only(value, info, "smtp_host")
-
-    @field_validator("ca_file")
-    @classmethod
-    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return _existing_file(value, info)
 
 
 Connection = OAuthApp | ImapConnection
