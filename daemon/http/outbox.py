@@ -54,10 +54,13 @@ def outbox_blueprint(daemon: DaemonContext) -> Blueprint:
         daemon.mail_queued()
         return jsonify(outbox=number, status="queued"), 202
 
+    async def act(outbox_id: str, action: str) -> tuple[int, bool]:
+        number = path_id("outbox_id", outbox_id)
+        return number, await daemon.store.run(lambda tx: outbox_action(tx, number, action))
+
     @bp.post("/api/v1/outbox/<outbox_id>/retry")
     async def retry(outbox_id: str) -> Any:
-        number = path_id("outbox_id", outbox_id)
-        done = await daemon.store.run(lambda tx: outbox_action(tx, number, "retried"))
+        number, done = await act(outbox_id, "retried")
         if not done:
             return jsonify(error=f"outbox item {number} is sent, cancelled or absent"), 409
         daemon.mail_queued()
@@ -65,8 +68,7 @@ def outbox_blueprint(daemon: DaemonContext) -> Blueprint:
 
     @bp.post("/api/v1/outbox/<outbox_id>/cancel")
     async def cancel(outbox_id: str) -> Any:
-        number = path_id("outbox_id", outbox_id)
-        done = await daemon.store.run(lambda tx: outbox_action(tx, number, "cancelled"))
+        number, done = await act(outbox_id, "cancelled")
         if not done:
             return jsonify(error=f"outbox item {number} is sent, cancelled or absent"), 409
         return jsonify(outbox=number, status="cancelled")

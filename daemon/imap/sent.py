@@ -12,13 +12,14 @@ __all__ = ["ImapSentFolder", "open_sent_folder"]
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from daemon.errors import ProtocolError
 from daemon.imap.connection import ConnectionSettings, ImapSession, LoginMethod, open_session
 
 
 class ImapSentFolder:
-    """``folder`` of an open :class:`ImapSession`, for :meth:`append`."""
+    """``folder`` of an open :class:`ImapSession`, for :meth:`append` and :meth:`holds`."""
 
     def __init__(self, session: ImapSession, folder: str) -> None:
         self.session = session
@@ -42,6 +43,18 @@ class ImapSentFolder:
                 raise
             await session.call(client.create_folder, self.folder)
             await session.call(client.append, self.folder, raw, (b"\\Seen",))
+
+    async def holds(self, message_id: str) -> bool | None:
+        """Whether the folder holds a message with ``message_id``; None when the folder
+        does not exist. A checkpoint; raises as :meth:`append` does."""
+        session = self.session
+        client = session.client
+        assert client is not None
+        if not await session.call(client.folder_exists, self.folder):
+            return None
+        await session.call(partial(client.select_folder, readonly=True), self.folder)
+        bare = message_id.strip().strip("<>")
+        return bool(await session.call(client.search, ["HEADER", "Message-ID", bare]))
 
 
 @asynccontextmanager

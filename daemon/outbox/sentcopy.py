@@ -23,11 +23,9 @@ __all__ = ["SentFolder", "append_sent", "found_in_sent", "sent_folder_for",
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from functools import partial
 from typing import Any, Protocol
 
 from daemon.config import Account, Config, ImapConnection
-from daemon.imap.connection import open_session
 from daemon.imap.login import password_login
 from daemon.imap.sent import open_sent_folder
 
@@ -50,6 +48,9 @@ class SentFolder(Protocol):
 
         A checkpoint. Raises ConnectError or ProtocolError when the copy was not made.
         """
+
+    async def holds(self, message_id: str) -> bool | None:
+        """Whether a message with ``message_id`` is filed there; None: no such folder."""
 
 
 def sent_folder_for(config: Any, account: Any
@@ -79,26 +80,17 @@ async def append_sent(config: Any, account: Any, messages: Sequence[bytes]) -> N
             await folder.append(raw)
 
 
-async def found_in_sent(config: Any, account: Any, message_id: str) -> bool | None:
+async def found_in_sent(config: Config, account: Account, message_id: str) -> bool | None:
     """Whether the account's ``sent_folder`` holds a message with ``message_id``.
 
     A checkpoint. None when it cannot tell: no IMAP or no ``sent_folder``, the folder
     does not exist, or IMAP failed (the caller then sends again and records the risk).
     """
-    if not wants_sent_copy(config, account):
+    opened = sent_folder_for(config, account)
+    if opened is None:
         return None
-    connection = config.connection_for(account)
-    login = password_login(account.login, account.password)
-    bare = message_id.strip().strip("<>")
     try:
-        async with open_session(connection, login, account=account.id) as session:
-            client = session.client
-            assert client is not None
-            if not await session.call(client.folder_exists, account.sent_folder):
-                return None
-            await session.call(partial(client.select_folder, readonly=True),
-                               account.sent_folder)
-            found = await session.call(client.search, ["HEADER", "Message-ID", bare])
+        async with opened as folder:
+            return await folder.holds(message_id)
     except Exception:
         return None
-    return bool(found)
